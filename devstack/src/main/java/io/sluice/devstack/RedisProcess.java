@@ -1,0 +1,124 @@
+package io.sluice.devstack;
+
+import java.io.File;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import redis.embedded.core.ExecutableProvider;
+
+/**
+ * A real Redis server as a child process: {@code redis-server} from the PATH when there is one,
+ * otherwise the binary bundled in {@code com.github.codemonstur:embedded-redis}. The child is
+ * stopped by {@link #close()} and, should this JVM die, by a shutdown hook; it also gets
+ * {@code --daemonize no} so it never outlives its parent's process group.
+ */
+public final class RedisProcess implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(RedisProcess.class);
+
+    private final int port;
+    private final Process process;
+    private final Path dataDir;
+    private final Thread hook;
+
+    private RedisProcess(int port, Process process, Path dataDir) {
+        this.port = port;
+        this.process = process;
+        this.dataDir = dataDir;
+        this.hook = new Thread(process::destroyForcibly, "redis-reaper");
+        Runtime.getRuntime().addShutdownHook(hook);
+    }
+
+    /** Starts Redis on loopback; {@code port} 0 picks a free one. Persistence goes to {@code dataDir}. */
+    public static RedisProcess start(Path dataDir, int port) throws IOException, InterruptedException {
+        return start(dataDir, port, List.of());
+    }
+
+    /** As {@link #start(Path, int)}, with extra {@code redis-server} arguments. */
+    public static RedisProcess start(Path dataDir, int port, List<String> extraArgs) throws IOException, InterruptedException {
+        Files.createDirectories(dataDir);
+        int p = port == 0 ? EmbeddedKafka.freePort() : port;
+        String executable = executable();
+        List<String> cmd = new ArrayList<>(List.of(executable, "--port", String.valueOf(p), "--bind", "127.0.0.1",
+                "--daemonize", "no", "--dir", dataDir.toAbsolutePath().toString(), "--save", "", "--appendonly", "no",
+                "--protected-mode", "yes"));
+        cmd.addAll(extraArgs);
+        Process process = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(dataDir.resolve("redis.log").toFile()).start();
+        RedisProcess redis = new RedisProcess(p, process, dataDir);
+        redis.awaitListening(TimeUnit.SECONDS.toMillis(20));
+        log.info("Redis ({}) ready on 127.0.0.1:{}", executable, p);
+        return redis;
+    }
+
+    /** The redis-server to run: the PATH first, then the bundled binary. */
+    static String executable() throws IOException {
+        try {
+            return ExecutableProvider.newExecutableInPath("redis-server").get().getAbsolutePath();
+        } catch (IOException notOnPath) {
+            File bundled = ExecutableProvider.newJarResourceProvider().get();
+            if (!bundled.canExecute() && !bundled.setExecutable(true)) {
+                throw new IOException("Cannot make bundled redis-server executable: " + bundled);
+            }
+            return bundled.getAbsolutePath();
+        }
+    }
+
+    private void awaitListening(long timeoutMs) throws IOException, InterruptedException {
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        while (System.currentTimeMillis() < deadline) {
+            if (!process.isAlive()) {
+                throw new IOException("redis-server exited with " + process.exitValue() + "; see "
+                        + dataDir.resolve("redis.log"));
+            }
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress("127.0.0.1", port), 200);
+                return;
+            } catch (IOException notYet) {
+                Thread.sleep(20);
+            }
+        }
+        process.destroyForcibly();
+        throw new IOException("redis-server did not listen on port " + port + " within " + timeoutMs + " ms");
+    }
+
+    public int port() {
+        return port;
+    }
+
+    public String uri() {
+        return "redis://127.0.0.1:" + port;
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    @Override
+    public void close() {
+        process.destroy();
+        try {
+            if (!process.waitFor(5, TimeUnit.SECONDS)) {
+                process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            process.destroyForcibly();
+            Thread.currentThread().interrupt();
+        }
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException shuttingDown) {
+            // The hook is running or has run; nothing left to remove.
+        }
+    }
+}

@@ -1,0 +1,49 @@
+package io.sluice.idempotency;
+
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * Exactly-once decoding across duplicate submits, redeliveries and worker crashes.
+ *
+ * <p>A worker {@linkplain #claim claims} a request's idempotency key before decoding it. A claim
+ * carries a lease and a fencing token: while the lease runs no other worker can take the key;
+ * when it lapses the next claimant gets a higher fence, and every write under the older fence is
+ * refused. Progress is checkpointed ({@link #append}) before each token is published, so a new
+ * owner continues from exactly what clients may have seen.
+ */
+public interface IdempotencyStore extends AutoCloseable {
+
+    /**
+     * Tries to take the key for {@code requestId}.
+     *
+     * @param owner id of the claiming worker
+     * @param lease how long the claim holds without renewal
+     */
+    Claim claim(String key, String requestId, String owner, Duration lease);
+
+    /** Extends a held lease; false when the fence is no longer current (someone else took over). */
+    boolean renew(String key, long fence, Duration lease);
+
+    /**
+     * Write-ahead checkpoint: records {@code tokenIds} as the tokens at seqs {@code fromSeq ...}
+     * if {@code fence} is still current.
+     *
+     * @return the number of checkpointed tokens after the append, or -1 when the fence is stale
+     */
+    long append(String key, long fence, int fromSeq, List<Integer> tokenIds);
+
+    /**
+     * Records the terminal outcome under {@code fence}; the key then answers every later claim with
+     * {@link Claim.State#DONE} or {@link Claim.State#FAILED} until its TTL ends.
+     *
+     * @return false when the fence is stale
+     */
+    boolean complete(String key, long fence, boolean failed, byte[] outcome);
+
+    /** The stored outcome of a finished key, or null. */
+    byte[] outcome(String key);
+
+    @Override
+    void close();
+}

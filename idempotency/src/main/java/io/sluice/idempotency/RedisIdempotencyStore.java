@@ -1,0 +1,90 @@
+package io.sluice.idempotency;
+
+import io.sluice.idempotency.internal.Scripts;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import redis.clients.jedis.UnifiedJedis;
+
+/**
+ * {@link IdempotencyStore} on Redis. Every transition is one Lua script, so claim, fence check and
+ * write are atomic; lease times come from the Redis server's clock, so workers' clocks never need
+ * to agree. Keys carry a hash tag ({@code {...}}) so a key's hash and checkpoint list live in the
+ * same slot of a Redis Cluster; the store works on any {@link UnifiedJedis} (standalone or cluster).
+ */
+public final class RedisIdempotencyStore implements IdempotencyStore {
+    private final UnifiedJedis redis;
+    private final String namespace;
+    private final Duration ttl;
+
+    /**
+     * @param namespace prefix of every key, e.g. {@code sluice:}
+     * @param ttl how long a finished key is remembered
+     */
+    public RedisIdempotencyStore(UnifiedJedis redis, String namespace, Duration ttl) {
+        this.redis = redis;
+        this.namespace = namespace;
+        this.ttl = ttl;
+    }
+
+    private List<String> keys(String key) {
+        String base = namespace + "idem:{" + key + "}";
+        return List.of(base, base + ":tokens");
+    }
+
+    @Override
+    public Claim claim(String key, String requestId, String owner, Duration lease) {
+        List<?> r = (List<?>) redis.eval(Scripts.CLAIM, keys(key),
+                List.of(requestId, owner, String.valueOf(lease.toMillis()), String.valueOf(ttl.toMillis())));
+        Claim.State state = Claim.State.valueOf(string(r.get(0)));
+        long fence = (Long) r.get(1);
+        String firstRequest = string(r.get(2));
+        long leaseRemaining = (Long) r.get(3);
+        List<Integer> checkpoint = new ArrayList<>();
+        for (Object id : (List<?>) r.get(4)) {
+            checkpoint.add(Integer.parseInt(string(id)));
+        }
+        return new Claim(state, fence, firstRequest, checkpoint, leaseRemaining);
+    }
+
+    @Override
+    public boolean renew(String key, long fence, Duration lease) {
+        Object r = redis.eval(Scripts.RENEW, keys(key), List.of(String.valueOf(fence), String.valueOf(lease.toMillis())));
+        return ((Long) r) == 1L;
+    }
+
+    @Override
+    public long append(String key, long fence, int fromSeq, List<Integer> tokenIds) {
+        List<String> args = new ArrayList<>(tokenIds.size() + 2);
+        args.add(String.valueOf(fence));
+        args.add(String.valueOf(fromSeq));
+        for (Integer id : tokenIds) {
+            args.add(id.toString());
+        }
+        return (Long) redis.eval(Scripts.APPEND, keys(key), args);
+    }
+
+    @Override
+    public boolean complete(String key, long fence, boolean failed, byte[] outcome) {
+        Object r = redis.eval(Scripts.COMPLETE, keys(key), List.of(String.valueOf(fence), failed ? "FAILED" : "DONE",
+                Base64.getEncoder().encodeToString(outcome), String.valueOf(ttl.toMillis())));
+        return ((Long) r) == 1L;
+    }
+
+    @Override
+    public byte[] outcome(String key) {
+        String v = redis.hget(keys(key).get(0), "outcome");
+        return v == null ? null : Base64.getDecoder().decode(v);
+    }
+
+    private static String string(Object o) {
+        return o instanceof byte[] b ? new String(b, StandardCharsets.UTF_8) : String.valueOf(o);
+    }
+
+    @Override
+    public void close() {
+        redis.close();
+    }
+}

@@ -1,0 +1,93 @@
+package io.sluice.idempotency;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.sluice.testkit.SharedInfra;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import redis.clients.jedis.RedisClient;
+
+class RedisIdempotencyStoreTest {
+    static RedisIdempotencyStore store;
+
+    @BeforeAll
+    static void connect() {
+        SharedInfra infra = SharedInfra.get();
+        store = new RedisIdempotencyStore(RedisClient.create(infra.redisHost(), infra.redisPort()), "test:", Duration.ofHours(1));
+    }
+
+    @AfterAll
+    static void close() {
+        store.close();
+    }
+
+    private static String key() {
+        return "acme:k:" + UUID.randomUUID();
+    }
+
+    @Test
+    void firstClaimAcquiresWithFenceOneAndASecondClaimantIsBusy() {
+        String key = key();
+        Claim first = store.claim(key, "r1", "w1", Duration.ofSeconds(30));
+        assertThat(first.state()).isEqualTo(Claim.State.ACQUIRED);
+        assertThat(first.fence()).isEqualTo(1);
+        Claim second = store.claim(key, "r2", "w2", Duration.ofSeconds(30));
+        assertThat(second.state()).isEqualTo(Claim.State.BUSY);
+        assertThat(second.requestId()).isEqualTo("r1");
+        assertThat(second.leaseRemainingMs()).isBetween(1L, 30_000L);
+    }
+
+    @Test
+    void aLapsedLeaseIsTakenOverUnderAHigherFenceWithTheCheckpointAndTheZombieIsRefused() throws Exception {
+        String key = key();
+        Claim first = store.claim(key, "r1", "w1", Duration.ofMillis(50));
+        assertThat(store.append(key, first.fence(), 0, List.of(11, 12, 13))).isEqualTo(3);
+        Thread.sleep(80); // the lease is Redis-server time; let it lapse for real
+        Claim takeover = store.claim(key, "r1", "w2", Duration.ofSeconds(30));
+        assertThat(takeover.state()).isEqualTo(Claim.State.ACQUIRED);
+        assertThat(takeover.fence()).isEqualTo(2);
+        assertThat(takeover.checkpoint()).containsExactly(11, 12, 13);
+
+        assertThat(store.append(key, first.fence(), 3, List.of(99))).as("zombie append").isEqualTo(-1);
+        assertThat(store.renew(key, first.fence(), Duration.ofSeconds(1))).as("zombie renew").isFalse();
+        assertThat(store.complete(key, first.fence(), false, new byte[0])).as("zombie complete").isFalse();
+        assertThat(store.append(key, takeover.fence(), 3, List.of(14))).isEqualTo(4);
+    }
+
+    @Test
+    void aRepeatedAppendOfTheSameStepKeepsTheFirstTokens() {
+        String key = key();
+        Claim c = store.claim(key, "r1", "w1", Duration.ofSeconds(30));
+        store.append(key, c.fence(), 0, List.of(1, 2));
+        assertThat(store.append(key, c.fence(), 1, List.of(7, 3))).isEqualTo(3);
+        assertThat(store.claim(key, "r1", "w9", Duration.ofSeconds(1)).state()).isEqualTo(Claim.State.BUSY);
+        store.complete(key, c.fence(), false, "x".getBytes(StandardCharsets.UTF_8));
+        assertThat(store.claim(key, "r1", "w9", Duration.ofSeconds(1)).checkpoint()).containsExactly(1, 2, 3);
+    }
+
+    @Test
+    void aCompletedKeyAnswersDoneWithItsOutcomeToEveryLaterClaim() {
+        String key = key();
+        Claim c = store.claim(key, "r1", "w1", Duration.ofSeconds(30));
+        assertThat(store.complete(key, c.fence(), false, "result".getBytes(StandardCharsets.UTF_8))).isTrue();
+        Claim again = store.claim(key, "r2", "w2", Duration.ofSeconds(30));
+        assertThat(again.state()).isEqualTo(Claim.State.DONE);
+        assertThat(again.requestId()).isEqualTo("r1");
+        assertThat(new String(store.outcome(key), StandardCharsets.UTF_8)).isEqualTo("result");
+        assertThat(store.append(key, c.fence(), 0, List.of(1))).as("no appends after completion").isEqualTo(-1);
+    }
+
+    @Test
+    void keysFollowTheClientKeyThenTheBusinessIdThenTheRequestId() {
+        assertThat(IdempotencyKeys.keyFor("t", "r", "k", Map.of("business_id", "b"))).isEqualTo("t:k:k");
+        assertThat(IdempotencyKeys.keyFor("t", "r", null, Map.of("business_id", "b", "op", "summarise", "version", "3")))
+                .isEqualTo("t:b:summarise:3");
+        assertThat(IdempotencyKeys.keyFor("t", "r", "", Map.of())).isEqualTo("t:r:r");
+    }
+}

@@ -1,0 +1,142 @@
+package io.sluice.schemas;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.avro.Schema;
+import org.apache.avro.SchemaNormalization;
+import org.apache.avro.message.BadHeaderException;
+import org.apache.avro.message.BinaryMessageDecoder;
+import org.apache.avro.message.BinaryMessageEncoder;
+import org.apache.avro.message.MissingSchemaException;
+import org.apache.avro.specific.SpecificData;
+import org.apache.avro.specific.SpecificRecord;
+import org.apache.avro.util.ClassSecurityValidator;
+
+/**
+ * Encodes and decodes every Sluice record in Avro single-object encoding
+ * ({@code C3 01}, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema, then the body).
+ *
+ * <p>Decoding picks the record type from the fingerprint, so one topic may carry several record
+ * types (the tokens topic carries {@link TokenEvent} and {@link InferenceResult}). Every schema
+ * version listed in {@link ReleasedSchemas} is known to the decoder, so records written by older
+ * producers are read into the current classes through Avro schema resolution.
+ */
+public final class SluiceCodec {
+
+    /** The record types Sluice writes to Kafka. */
+    public static final List<Class<? extends SpecificRecord>> RECORD_TYPES = List.of(
+            InferenceRequest.class, TokenEvent.class, InferenceResult.class, Cancel.class, DeadLetter.class);
+
+    private static final SluiceCodec INSTANCE = new SluiceCodec();
+
+    private final Map<Class<?>, BinaryMessageEncoder<SpecificRecord>> encoders = new HashMap<>();
+    private final Map<Long, BinaryMessageDecoder<SpecificRecord>> decodersByFingerprint = new HashMap<>();
+    private final Map<Long, Class<?>> typesByFingerprint = new HashMap<>();
+
+    private SluiceCodec() {
+        // Avro 1.12 refuses to instantiate classes it was not told to trust; trust exactly ours.
+        ClassSecurityValidator.Builder trusted = ClassSecurityValidator.builder();
+        for (Class<?> type : List.of(InferenceRequest.class, TokenEvent.class, InferenceResult.class, Cancel.class,
+                DeadLetter.class, TokenLogprob.class, ErrorInfo.class, Origin.class, Attempt.class, Tier.class,
+                FinishReason.class)) {
+            trusted.add(type);
+        }
+        ClassSecurityValidator.setGlobal(ClassSecurityValidator.composite(ClassSecurityValidator.getGlobal(), trusted.build()));
+        for (Class<? extends SpecificRecord> type : RECORD_TYPES) {
+            Schema current = SpecificData.get().getSchema(type);
+            BinaryMessageEncoder<SpecificRecord> encoder = new BinaryMessageEncoder<>(SpecificData.getForClass(type), current);
+            encoders.put(type, encoder);
+            BinaryMessageDecoder<SpecificRecord> decoder = new BinaryMessageDecoder<>(SpecificData.getForClass(type), current);
+            register(decoder, type, current);
+            for (Schema released : ReleasedSchemas.versionsOf(type.getSimpleName())) {
+                decoder.addSchema(released);
+                register(decoder, type, released);
+            }
+        }
+    }
+
+    private void register(BinaryMessageDecoder<SpecificRecord> decoder, Class<?> type, Schema schema) {
+        long fp = SchemaNormalization.parsingFingerprint64(schema);
+        decodersByFingerprint.put(fp, decoder);
+        typesByFingerprint.put(fp, type);
+    }
+
+    /** The shared codec; it is immutable after construction and safe for concurrent use. */
+    public static SluiceCodec get() {
+        return INSTANCE;
+    }
+
+    /** Encodes {@code record} with the current schema of its type. */
+    public byte[] encode(SpecificRecord record) {
+        BinaryMessageEncoder<SpecificRecord> encoder = encoders.get(record.getClass());
+        if (encoder == null) {
+            throw new IllegalArgumentException("Not a Sluice record type: " + record.getClass().getName());
+        }
+        try {
+            ByteBuffer buffer = encoder.encode(record);
+            byte[] bytes = new byte[buffer.remaining()];
+            buffer.get(bytes);
+            return bytes;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Decodes a single-object encoded record of any Sluice type.
+     *
+     * @throws MalformedRecordException when the bytes are not single-object Avro, carry an unknown
+     *     fingerprint, or the body does not match the schema
+     */
+    public SpecificRecord decode(byte[] bytes) {
+        long fp = fingerprintOf(bytes);
+        BinaryMessageDecoder<SpecificRecord> decoder = decodersByFingerprint.get(fp);
+        if (decoder == null) {
+            throw new MalformedRecordException("Unknown schema fingerprint " + Long.toHexString(fp), fp);
+        }
+        try {
+            return decoder.decode(bytes);
+        } catch (BadHeaderException | MissingSchemaException e) {
+            throw new MalformedRecordException(e.getMessage(), fp);
+        } catch (IOException | RuntimeException e) {
+            throw new MalformedRecordException("Body does not match schema " + Long.toHexString(fp) + ": " + e, fp);
+        }
+    }
+
+    /** Decodes a record that must be of {@code type}. */
+    public <T extends SpecificRecord> T decode(byte[] bytes, Class<T> type) {
+        SpecificRecord record = decode(bytes);
+        if (!type.isInstance(record)) {
+            throw new MalformedRecordException("Expected " + type.getSimpleName() + " but got "
+                    + record.getClass().getSimpleName(), fingerprintOf(bytes));
+        }
+        return type.cast(record);
+    }
+
+    /** The record type a fingerprint stands for, or null. */
+    public Class<?> typeOf(long fingerprint) {
+        return typesByFingerprint.get(fingerprint);
+    }
+
+    /**
+     * Reads the writer-schema fingerprint from a single-object header.
+     *
+     * @throws MalformedRecordException when the header is missing
+     */
+    public static long fingerprintOf(byte[] bytes) {
+        if (bytes == null || bytes.length < 10 || bytes[0] != (byte) 0xC3 || bytes[1] != (byte) 0x01) {
+            throw new MalformedRecordException("Not Avro single-object encoding (missing C3 01 header)", null);
+        }
+        return ByteBuffer.wrap(bytes, 2, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+    }
+
+    static Schema parse(InputStream in) throws IOException {
+        return new Schema.Parser().parse(in);
+    }
+}
