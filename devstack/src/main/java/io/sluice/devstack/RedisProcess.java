@@ -31,7 +31,10 @@ public final class RedisProcess implements AutoCloseable {
         this.port = port;
         this.process = process;
         this.dataDir = dataDir;
-        this.hook = new Thread(process::destroyForcibly, "redis-reaper");
+        this.hook = new Thread(() -> {
+            process.descendants().forEach(ProcessHandle::destroyForcibly);
+            process.destroyForcibly();
+        }, "redis-reaper");
         Runtime.getRuntime().addShutdownHook(hook);
     }
 
@@ -45,11 +48,21 @@ public final class RedisProcess implements AutoCloseable {
         Files.createDirectories(dataDir);
         int p = port == 0 ? EmbeddedKafka.freePort() : port;
         String executable = executable();
-        List<String> cmd = new ArrayList<>(List.of(executable, "--port", String.valueOf(p), "--bind", "127.0.0.1",
+        List<String> redisArgs = new ArrayList<>(List.of(executable, "--port", String.valueOf(p), "--bind", "127.0.0.1",
                 "--daemonize", "no", "--dir", dataDir.toAbsolutePath().toString(), "--save", "", "--appendonly", "no",
                 "--protected-mode", "yes"));
-        cmd.addAll(extraArgs);
-        Process process = new ProcessBuilder(cmd).redirectErrorStream(true)
+        redisArgs.addAll(extraArgs);
+        // A small shell watchdog owns redis-server and ends it when this JVM is gone, even after a
+        // kill -9 that runs no shutdown hook: no stray server is ever left behind.
+        StringBuilder quoted = new StringBuilder();
+        for (String arg : redisArgs) {
+            quoted.append('\'').append(arg.replace("'", "'\\''")).append("' ");
+        }
+        long parent = ProcessHandle.current().pid();
+        String script = quoted + "& r=$!; trap 'kill $r 2>/dev/null; exit 0' TERM INT; "
+                + "while kill -0 " + parent + " 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; "
+                + "kill $r 2>/dev/null; wait $r";
+        Process process = new ProcessBuilder("sh", "-c", script).redirectErrorStream(true)
                 .redirectOutput(dataDir.resolve("redis.log").toFile()).start();
         RedisProcess redis = new RedisProcess(p, process, dataDir);
         redis.awaitListening(TimeUnit.SECONDS.toMillis(20));
@@ -96,16 +109,18 @@ public final class RedisProcess implements AutoCloseable {
         return "redis://127.0.0.1:" + port;
     }
 
+    /** Pid of redis-server itself (not of its watchdog), or -1 once it is gone. */
     public long pid() {
-        return process.pid();
+        return process.descendants().findFirst().map(ProcessHandle::pid).orElse(-1L);
     }
 
     public boolean isAlive() {
-        return process.isAlive();
+        return process.isAlive() && process.descendants().anyMatch(ProcessHandle::isAlive);
     }
 
     @Override
     public void close() {
+        process.descendants().forEach(ProcessHandle::destroy);
         process.destroy();
         try {
             if (!process.waitFor(5, TimeUnit.SECONDS)) {

@@ -6,6 +6,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
+import java.net.URI;
+import java.util.Set;
+import redis.clients.jedis.HostAndPort;
+import redis.clients.jedis.RedisClient;
+import redis.clients.jedis.RedisClusterClient;
 import redis.clients.jedis.UnifiedJedis;
 
 /**
@@ -27,6 +32,21 @@ public final class RedisIdempotencyStore implements IdempotencyStore {
         this.redis = redis;
         this.namespace = namespace;
         this.ttl = ttl;
+    }
+
+    /**
+     * Connects to a standalone Redis ({@code redis://host:port}) or, with {@code redis-cluster://host:port},
+     * to a Redis Cluster through that seed node.
+     */
+    public static RedisIdempotencyStore connect(URI uri, String namespace, Duration ttl) {
+        UnifiedJedis client;
+        if ("redis-cluster".equals(uri.getScheme())) {
+            client = RedisClusterClient.create(
+                    Set.of(new HostAndPort(uri.getHost(), uri.getPort())));
+        } else {
+            client = RedisClient.create(uri);
+        }
+        return new RedisIdempotencyStore(client, namespace, ttl);
     }
 
     private List<String> keys(String key) {

@@ -1,0 +1,229 @@
+package io.sluice.app;
+
+import io.sluice.devstack.EmbeddedKafka;
+import io.sluice.devstack.RedisProcess;
+import io.sluice.ingress.Authenticator;
+import io.sluice.ingress.Gateway;
+import io.sluice.ingress.GatewayConfig;
+import io.sluice.ops.TopicProvisioner;
+import io.sluice.schemas.CommonConfig;
+import io.sluice.schemas.Topics;
+import io.sluice.worker.Worker;
+import io.sluice.worker.WorkerConfig;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.common.config.ConfigException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** The {@code sluice} command. */
+@Command(name = "sluice", mixinStandardHelpOptions = true, version = "sluice 0.1.0",
+        description = "Kafka-backed asynchronous inference pipeline.",
+        subcommands = {Sluice.Dev.class, Sluice.GatewayCommand.class, Sluice.WorkerCommand.class, Sluice.TopicsCommand.class,
+                Sluice.Token.class, Sluice.Config.class})
+public final class Sluice {
+
+    public static void main(String[] args) {
+        // Avro refuses to build classes it was not told to trust; ours are the only ones it builds.
+        System.setProperty("org.apache.avro.SERIALIZABLE_PACKAGES", "io.sluice.schemas");
+        int code = new CommandLine(new Sluice())
+                .setExecutionExceptionHandler((ex, cmd, parsed) -> {
+                    if (ex instanceof ConfigException || ex instanceof IllegalArgumentException) {
+                        cmd.getErr().println("sluice: " + ex.getMessage());
+                        return 2;
+                    }
+                    throw ex;
+                })
+                .execute(args);
+        if (code != 0) {
+            System.exit(code);
+        }
+    }
+
+    static final class Common {
+        @Option(names = "--config", description = "Properties file with settings (see `sluice config --describe`).")
+        Path configFile;
+    }
+
+    static void awaitShutdown(AutoCloseable... parts) throws InterruptedException {
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            for (AutoCloseable part : parts) {
+                try {
+                    part.close();
+                } catch (Exception e) {
+                    System.err.println("sluice: error while stopping: " + e);
+                }
+            }
+            stopped.countDown();
+        }, "sluice-shutdown"));
+        stopped.await();
+    }
+
+    @Command(name = "dev", description = "Run the whole pipeline on this machine: a real Kafka broker (KRaft), a real "
+            + "Redis server, a gateway and a worker with the bundled model. Ctrl-C stops all of it.")
+    static final class Dev implements Callable<Integer> {
+        @Option(names = "--data-dir", defaultValue = ".sluice", description = "Where Kafka, Redis and the dev key keep state.")
+        Path dataDir;
+        @Option(names = "--port", defaultValue = "8080", description = "Gateway port.")
+        int port;
+        @Option(names = "--kafka-port", defaultValue = "0", description = "Kafka port; 0 picks a free one.")
+        int kafkaPort;
+        @Option(names = "--redis-port", defaultValue = "0", description = "Redis port; 0 picks a free one.")
+        int redisPort;
+        @Option(names = "--model", defaultValue = "classpath:sluice-tiny", description = "Model directory or classpath:sluice-tiny.")
+        String model;
+
+        @Override
+        public Integer call() throws Exception {
+            long t0 = System.nanoTime();
+            String secret = DevSecrets.signingKey(dataDir);
+            EmbeddedKafka kafka = EmbeddedKafka.start(dataDir.resolve("kafka"), kafkaPort);
+            RedisProcess redis;
+            try {
+                redis = RedisProcess.start(dataDir.resolve("redis"), redisPort);
+            } catch (Exception e) {
+                kafka.close();
+                throw e;
+            }
+            Topics topics = Topics.withDefaultPrefix();
+            try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
+                TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
+            }
+            Map<String, Object> common = new HashMap<>();
+            common.put(CommonConfig.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
+            common.put(CommonConfig.REDIS_URI, redis.uri());
+            common.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
+
+            Map<String, Object> workerProps = new HashMap<>(common);
+            workerProps.put(WorkerConfig.MODEL, model);
+            workerProps.put(WorkerConfig.ID, "dev-worker");
+            Worker worker = Worker.start(new WorkerConfig(workerProps));
+
+            Map<String, Object> gatewayProps = new HashMap<>(common);
+            gatewayProps.put(GatewayConfig.PORT, port);
+            gatewayProps.put(GatewayConfig.JWT_SECRET, secret);
+            gatewayProps.put(GatewayConfig.ID, "dev-gateway");
+            Gateway gateway = Gateway.start(new GatewayConfig(gatewayProps));
+            worker.awaitAssignment(Duration.ofSeconds(30));
+            String token = gateway.authenticator().mint("dev", "dev", List.of("infer", "dlq:read", "dlq:replay", "ops:read"),
+                    Duration.ofDays(30));
+            long readyMs = (System.nanoTime() - t0) / 1_000_000;
+            System.out.printf("%nSluice dev is ready in %d ms.%n%n"
+                            + "  WebSocket   %s   (subprotocol %s)%n"
+                            + "  Health      http://127.0.0.1:%d/healthz%n"
+                            + "  Kafka       %s%n"
+                            + "  Redis       %s%n"
+                            + "  Data        %s%n%n"
+                            + "  Dev token (tenant dev, 30 days):%n  %s%n%n"
+                            + "  Try it:%n  websocat -H 'Authorization: Bearer %s' %s%n"
+                            + "  {\"type\":\"generate\",\"id\":\"1\",\"prompt\":\"The river\",\"max_tokens\":24}%n%n"
+                            + "Ctrl-C stops everything.%n",
+                    readyMs, gateway.url(), Gateway.SUBPROTOCOL, gateway.port(), kafka.bootstrapServers(), redis.uri(),
+                    dataDir.toAbsolutePath(), token, token, gateway.url());
+            awaitShutdown(gateway, worker, redis, kafka);
+            return 0;
+        }
+    }
+
+    @Command(name = "gateway", description = "Run a gateway against external Kafka and Redis.")
+    static final class GatewayCommand implements Callable<Integer> {
+        @CommandLine.Mixin
+        Common common = new Common();
+
+        @Override
+        public Integer call() throws Exception {
+            GatewayConfig config = new GatewayConfig(Settings.load(GatewayConfig.CONFIG, common.configFile, System.getenv(), Map.of()));
+            Gateway gateway = Gateway.start(config);
+            System.out.println("Gateway listening on " + gateway.url());
+            awaitShutdown(gateway);
+            return 0;
+        }
+    }
+
+    @Command(name = "worker", description = "Run a worker against external Kafka and Redis.")
+    static final class WorkerCommand implements Callable<Integer> {
+        @CommandLine.Mixin
+        Common common = new Common();
+
+        @Override
+        public Integer call() throws Exception {
+            WorkerConfig config = new WorkerConfig(Settings.load(WorkerConfig.CONFIG, common.configFile, System.getenv(), Map.of()));
+            Worker worker = Worker.start(config);
+            awaitShutdown(worker);
+            return 0;
+        }
+    }
+
+    @Command(name = "topics", description = "Create the deployment's topics that do not exist yet (idempotent).")
+    static final class TopicsCommand implements Callable<Integer> {
+        @CommandLine.Mixin
+        Common common = new Common();
+        @Option(names = "--partitions", defaultValue = "4", description = "Partitions per topic.")
+        int partitions;
+        @Option(names = "--replication-factor", defaultValue = "1", description = "Replicas per partition.")
+        short replicationFactor;
+
+        @Override
+        public Integer call() throws Exception {
+            var props = Settings.load(CommonConfig.define(), common.configFile, System.getenv(), Map.of());
+            var config = new org.apache.kafka.common.config.AbstractConfig(CommonConfig.define(), props);
+            Topics topics = new Topics(config.getString(CommonConfig.TOPIC_PREFIX));
+            var single = TopicProvisioner.Layout.singleNode();
+            var layout = new TopicProvisioner.Layout(partitions, replicationFactor, single.tokenRetention(), single.dlqRetention());
+            try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG,
+                    config.getString(CommonConfig.BOOTSTRAP_SERVERS)))) {
+                List<String> created = TopicProvisioner.ensure(admin, topics, layout);
+                System.out.println(created.isEmpty() ? "All topics exist." : "Created " + created);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "token", description = "Mint a JWT signed with the dev signing key (or the configured HS256 secret).")
+    static final class Token implements Callable<Integer> {
+        @Option(names = "--tenant", required = true, description = "Tenant claim.")
+        String tenant;
+        @Option(names = "--scopes", defaultValue = "infer", split = ",", description = "Scopes, comma-separated: infer, dlq:read, dlq:replay, ops:read.")
+        List<String> scopes;
+        @Option(names = "--subject", defaultValue = "dev", description = "Subject (sub) claim.")
+        String subject;
+        @Option(names = "--ttl", defaultValue = "PT24H", description = "Lifetime as an ISO-8601 duration.")
+        Duration ttl;
+        @Option(names = "--data-dir", defaultValue = ".sluice", description = "Data directory holding the dev signing key.")
+        Path dataDir;
+        @Option(names = "--audience", defaultValue = "sluice", description = "Audience (aud) claim.")
+        String audience;
+
+        @Override
+        public Integer call() throws Exception {
+            String secret = System.getenv(Settings.envName(GatewayConfig.JWT_SECRET));
+            if (secret == null) {
+                secret = DevSecrets.signingKey(dataDir);
+            }
+            System.out.println(new Authenticator(secret, audience).mint(subject, tenant, scopes, ttl));
+            return 0;
+        }
+    }
+
+    @Command(name = "config", description = "Show the settings of every role.")
+    static final class Config implements Callable<Integer> {
+        @Option(names = "--describe", description = "Print every key with its type, default, valid values and meaning.")
+        boolean describe;
+
+        @Override
+        public Integer call() {
+            System.out.println(Settings.describe("gateway", GatewayConfig.CONFIG));
+            System.out.println(Settings.describe("worker", WorkerConfig.CONFIG));
+            return 0;
+        }
+    }
+}

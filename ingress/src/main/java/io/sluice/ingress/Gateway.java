@@ -1,0 +1,152 @@
+package io.sluice.ingress;
+
+import io.sluice.egress.TokenRouter;
+import io.sluice.ingress.internal.GenerateParser;
+import io.sluice.ingress.internal.StreamEndpoint;
+import io.sluice.schemas.AvroSerde;
+import io.sluice.schemas.CommonConfig;
+import io.sluice.schemas.InferenceRequest;
+import io.sluice.schemas.Topics;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.util.Fields;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.eclipse.jetty.websocket.server.WebSocketUpgradeHandler;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The WebSocket gateway: {@code /v1/stream} with the {@code sluice.v1.json} subprotocol, and
+ * {@code /healthz}. Authenticates at the handshake, validates every message, writes requests to
+ * Kafka (idempotent producer, acks=all) and answers {@code accepted} only after Kafka's ack, then
+ * streams the request's events back through the {@link TokenRouter}.
+ */
+public final class Gateway implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(Gateway.class);
+    public static final String SUBPROTOCOL = "sluice.v1.json";
+    public static final String PATH = "/v1/stream";
+
+    private final Server server;
+    private final KafkaProducer<String, InferenceRequest> producer;
+    private final TokenRouter router;
+    private final Authenticator authenticator;
+    private final ServerConnector connector;
+
+    private Gateway(GatewayConfig config, Clock clock) throws Exception {
+        String id = config.getString(GatewayConfig.ID).isBlank()
+                ? ManagementFactory.getRuntimeMXBean().getName().replace('@', '-') : config.getString(GatewayConfig.ID);
+        Topics topics = new Topics(config.getString(CommonConfig.TOPIC_PREFIX));
+        String bootstrap = config.getString(CommonConfig.BOOTSTRAP_SERVERS);
+        this.authenticator = new Authenticator(config.getPassword(GatewayConfig.JWT_SECRET).value(),
+                config.getString(GatewayConfig.JWT_AUDIENCE));
+        this.producer = new KafkaProducer<>(Map.of(
+                ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
+                ProducerConfig.ACKS_CONFIG, "all",
+                ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true,
+                ProducerConfig.LINGER_MS_CONFIG, 1,
+                ProducerConfig.MAX_BLOCK_MS_CONFIG, 5000,
+                ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000,
+                ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 30_000,
+                ProducerConfig.CLIENT_ID_CONFIG, "sluice-gateway-" + id),
+                new StringSerializer(), AvroSerde.serializer());
+        this.router = TokenRouter.start(bootstrap, topics, "sluice-gateway-router-" + id);
+        GenerateParser parser = new GenerateParser(config.getInt(GatewayConfig.MAX_PROMPT_CHARS),
+                config.getInt(GatewayConfig.MAX_TOKENS_LIMIT));
+        long outboundBytes = config.getInt(GatewayConfig.OUTBOUND_QUEUE_BYTES);
+
+        QueuedThreadPool threads = new QueuedThreadPool(200, 8);
+        threads.setName("sluice-gateway");
+        this.server = new Server(threads);
+        this.connector = new ServerConnector(server);
+        connector.setHost(config.getString(GatewayConfig.HOST));
+        connector.setPort(config.getInt(GatewayConfig.PORT));
+        server.addConnector(connector);
+
+        WebSocketUpgradeHandler ws = WebSocketUpgradeHandler.from(server, container -> {
+            container.setIdleTimeout(Duration.ofMillis(config.getLong(GatewayConfig.IDLE_TIMEOUT_MS)));
+            container.setMaxTextMessageSize(config.getInt(GatewayConfig.MAX_FRAME_BYTES));
+            container.addMapping(PATH, (req, resp, cb) -> {
+                List<String> offered = req.getSubProtocols();
+                if (!offered.isEmpty() && !offered.contains(SUBPROTOCOL)) {
+                    Response.writeError(req, resp, cb, 400, "unsupported subprotocol; use " + SUBPROTOCOL);
+                    return null;
+                }
+                Authenticator.Principal principal;
+                try {
+                    principal = authenticator.authenticate(bearer(req));
+                } catch (Authenticator.Unauthorized e) {
+                    resp.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer realm=\"sluice\", error=\"invalid_token\"");
+                    Response.writeError(req, resp, cb, 401, e.getMessage());
+                    return null;
+                }
+                if (!offered.isEmpty()) {
+                    resp.setAcceptedSubProtocol(SUBPROTOCOL);
+                }
+                return new StreamEndpoint(principal, parser, producer, topics.requests(), router, outboundBytes, clock);
+            });
+        });
+        ws.setHandler(new Handler.Abstract() {
+            @Override
+            public boolean handle(Request request, Response response, Callback callback) {
+                if ("/healthz".equals(Request.getPathInContext(request))) {
+                    response.setStatus(200);
+                    response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/plain");
+                    response.write(true, java.nio.ByteBuffer.wrap("ok\n".getBytes(StandardCharsets.UTF_8)), callback);
+                    return true;
+                }
+                return false;
+            }
+        });
+        server.setHandler(ws);
+        server.setStopTimeout(5000);
+        server.start();
+        log.info("Gateway {} listening on ws://{}:{}{}", id, connector.getHost(), connector.getLocalPort(), PATH);
+    }
+
+    private static String bearer(Request req) {
+        String header = req.getHeaders().get(HttpHeader.AUTHORIZATION);
+        if (header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)) {
+            return header.substring(7).trim();
+        }
+        Fields query = Request.extractQueryParameters(req);
+        return query.getValue("access_token");
+    }
+
+    /** Starts a gateway. */
+    public static Gateway start(GatewayConfig config) throws Exception {
+        return new Gateway(config, Clock.systemUTC());
+    }
+
+    public int port() {
+        return connector.getLocalPort();
+    }
+
+    public String url() {
+        return "ws://" + connector.getHost() + ":" + port() + PATH;
+    }
+
+    public Authenticator authenticator() {
+        return authenticator;
+    }
+
+    @Override
+    public void close() throws Exception {
+        server.stop();
+        router.close();
+        producer.close(Duration.ofSeconds(5));
+    }
+}

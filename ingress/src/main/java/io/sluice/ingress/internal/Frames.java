@@ -1,0 +1,67 @@
+package io.sluice.ingress.internal;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sluice.ingress.ProtocolError;
+import io.sluice.schemas.InferenceResult;
+import io.sluice.schemas.TokenEvent;
+import io.sluice.schemas.TokenLogprob;
+
+/** Server-to-client frames of the {@code sluice.v1.json} subprotocol. */
+public final class Frames {
+    public static final ObjectMapper JSON = new ObjectMapper();
+
+    private Frames() {
+    }
+
+    public static String accepted(String clientId, String requestId, boolean duplicate) {
+        ObjectNode n = JSON.createObjectNode().put("type", "accepted");
+        n.put("id", clientId);
+        n.put("request_id", requestId).put("duplicate", duplicate);
+        return n.toString();
+    }
+
+    public static String token(TokenEvent t) {
+        ObjectNode n = JSON.createObjectNode().put("type", "token").put("request_id", t.getRequestId())
+                .put("seq", t.getSeq()).put("text", t.getText()).put("token_id", t.getTokenId());
+        if (t.getLogprob() != null) {
+            n.put("logprob", t.getLogprob());
+            ArrayNode top = n.putArray("top_logprobs");
+            for (TokenLogprob lp : t.getTopLogprobs()) {
+                top.addObject().put("token_id", lp.getTokenId()).put("text", lp.getText()).put("logprob", lp.getLogprob());
+            }
+        }
+        return n.toString();
+    }
+
+    /** The terminal frame of a request: {@code done}, or {@code error} when it failed. */
+    public static String terminal(InferenceResult r) {
+        if (r.getError() != null) {
+            ObjectNode n = JSON.createObjectNode().put("type", "error").put("request_id", r.getRequestId())
+                    .put("code", r.getError().getCode()).put("message", r.getError().getMessage())
+                    .put("retryable", r.getError().getRetryable());
+            return n.toString();
+        }
+        ObjectNode n = JSON.createObjectNode().put("type", "done").put("request_id", r.getRequestId())
+                .put("finish_reason", r.getFinishReason().name());
+        n.putObject("usage").put("prompt_tokens", r.getPromptTokens()).put("completion_tokens", r.getCompletionTokens());
+        return n.toString();
+    }
+
+    public static String error(String clientId, String requestId, ProtocolError e) {
+        ObjectNode n = JSON.createObjectNode().put("type", "error");
+        if (clientId != null) {
+            n.put("id", clientId);
+        }
+        if (requestId != null) {
+            n.put("request_id", requestId);
+        }
+        n.put("code", e.code().name()).put("message", e.getMessage()).put("retryable", e.retryable());
+        return n.toString();
+    }
+
+    public static String pong() {
+        return "{\"type\":\"pong\"}";
+    }
+}

@@ -1,0 +1,170 @@
+package io.sluice.ingress.internal;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.sluice.ingress.ProtocolError;
+import io.sluice.schemas.InferenceRequest;
+import io.sluice.schemas.Tier;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/** Validates a {@code generate} message field by field and builds the request record. */
+public final class GenerateParser {
+    static final Set<String> FIELDS = Set.of("type", "id", "prompt", "max_tokens", "temperature", "top_p", "top_k",
+            "seed", "stop", "logprobs", "tier", "priority", "idempotency_key", "metadata");
+    static final int MAX_ID = 256;
+    static final int MAX_STOPS = 4;
+    static final int MAX_STOP_CHARS = 64;
+    static final int MAX_METADATA = 32;
+
+    private final int maxPromptChars;
+    private final int maxTokensLimit;
+
+    public GenerateParser(int maxPromptChars, int maxTokensLimit) {
+        this.maxPromptChars = maxPromptChars;
+        this.maxTokensLimit = maxTokensLimit;
+    }
+
+    public InferenceRequest parse(JsonNode msg, String requestId, String tenant, String principal, Instant now)
+            throws ProtocolError {
+        for (Iterator<String> it = msg.fieldNames(); it.hasNext(); ) {
+            String name = it.next();
+            if (!FIELDS.contains(name)) {
+                throw ProtocolError.invalid(name, "unknown field");
+            }
+        }
+        InferenceRequest.Builder b = InferenceRequest.newBuilder()
+                .setRequestId(requestId).setTenant(tenant).setPrincipal(principal).setCreatedAt(now)
+                .setTraceId(requestId);
+        b.setClientId(optionalString(msg, "id", MAX_ID));
+        JsonNode prompt = msg.get("prompt");
+        if (prompt == null || prompt.isNull()) {
+            throw ProtocolError.invalid("prompt", "required");
+        }
+        if (!prompt.isTextual()) {
+            throw ProtocolError.invalid("prompt", "must be a string");
+        }
+        if (prompt.asText().isEmpty()) {
+            throw ProtocolError.invalid("prompt", "must not be empty");
+        }
+        if (prompt.asText().length() > maxPromptChars) {
+            throw new ProtocolError(ProtocolError.Code.too_large,
+                    "prompt: " + prompt.asText().length() + " characters exceeds the limit of " + maxPromptChars, false);
+        }
+        b.setPrompt(prompt.asText());
+        b.setMaxTokens(intIn(msg, "max_tokens", 1, maxTokensLimit, 64));
+        b.setTemperature((float) numberIn(msg, "temperature", 0, 2, 0));
+        b.setTopP((float) numberIn(msg, "top_p", 0, 1, 1));
+        if (msg.has("top_p") && b.getTopP() == 0f) {
+            throw ProtocolError.invalid("top_p", "must be greater than 0 and at most 1");
+        }
+        b.setTopK(intIn(msg, "top_k", 0, 1_000_000, 0));
+        JsonNode seed = msg.get("seed");
+        if (seed != null && !seed.isNull()) {
+            if (!seed.isIntegralNumber() || !seed.canConvertToLong()) {
+                throw ProtocolError.invalid("seed", "must be a 64-bit integer");
+            }
+            b.setSeed(seed.asLong());
+        }
+        b.setStop(stops(msg.get("stop")));
+        b.setLogprobs(intIn(msg, "logprobs", 0, 5, 0));
+        JsonNode tier = msg.get("tier");
+        if (tier == null || tier.isNull()) {
+            b.setTier(Tier.operational);
+        } else {
+            try {
+                b.setTier(Tier.valueOf(tier.asText()));
+            } catch (IllegalArgumentException e) {
+                throw ProtocolError.invalid("tier", "must be financial or operational");
+            }
+            if (!tier.isTextual()) {
+                throw ProtocolError.invalid("tier", "must be financial or operational");
+            }
+        }
+        b.setPriority(intIn(msg, "priority", 0, 9, 0));
+        b.setIdempotencyKey(optionalString(msg, "idempotency_key", MAX_ID));
+        b.setMetadata(metadata(msg.get("metadata")));
+        return b.build();
+    }
+
+    private static String optionalString(JsonNode msg, String field, int max) throws ProtocolError {
+        JsonNode v = msg.get(field);
+        if (v == null || v.isNull()) {
+            return null;
+        }
+        if (!v.isTextual()) {
+            throw ProtocolError.invalid(field, "must be a string");
+        }
+        if (v.asText().length() > max) {
+            throw ProtocolError.invalid(field, "longer than " + max + " characters");
+        }
+        return v.asText();
+    }
+
+    private static int intIn(JsonNode msg, String field, int min, int max, int dflt) throws ProtocolError {
+        JsonNode v = msg.get(field);
+        if (v == null || v.isNull()) {
+            return dflt;
+        }
+        if (!v.isIntegralNumber() || !v.canConvertToInt() || v.asInt() < min || v.asInt() > max) {
+            throw ProtocolError.invalid(field, "must be an integer from " + min + " to " + max);
+        }
+        return v.asInt();
+    }
+
+    private static double numberIn(JsonNode msg, String field, double min, double max, double dflt) throws ProtocolError {
+        JsonNode v = msg.get(field);
+        if (v == null || v.isNull()) {
+            return dflt;
+        }
+        if (!v.isNumber() || Double.isNaN(v.asDouble()) || v.asDouble() < min || v.asDouble() > max) {
+            throw ProtocolError.invalid(field, "must be a number from " + min + " to " + max);
+        }
+        return v.asDouble();
+    }
+
+    private static List<String> stops(JsonNode v) throws ProtocolError {
+        List<String> out = new ArrayList<>();
+        if (v == null || v.isNull()) {
+            return out;
+        }
+        if (!v.isArray()) {
+            throw ProtocolError.invalid("stop", "must be a list of strings");
+        }
+        if (v.size() > MAX_STOPS) {
+            throw ProtocolError.invalid("stop", "at most " + MAX_STOPS + " sequences");
+        }
+        for (JsonNode s : v) {
+            if (!s.isTextual() || s.asText().isEmpty() || s.asText().length() > MAX_STOP_CHARS) {
+                throw ProtocolError.invalid("stop", "each must be a non-empty string of at most " + MAX_STOP_CHARS + " characters");
+            }
+            out.add(s.asText());
+        }
+        return out;
+    }
+
+    private static Map<String, String> metadata(JsonNode v) throws ProtocolError {
+        Map<String, String> out = new HashMap<>();
+        if (v == null || v.isNull()) {
+            return out;
+        }
+        if (!v.isObject()) {
+            throw ProtocolError.invalid("metadata", "must be an object of strings");
+        }
+        if (v.size() > MAX_METADATA) {
+            throw ProtocolError.invalid("metadata", "at most " + MAX_METADATA + " entries");
+        }
+        for (Iterator<Map.Entry<String, JsonNode>> it = v.fields(); it.hasNext(); ) {
+            var e = it.next();
+            if (!e.getValue().isTextual() || e.getKey().length() > MAX_ID || e.getValue().asText().length() > 1024) {
+                throw ProtocolError.invalid("metadata." + e.getKey(), "must be a string of at most 1024 characters");
+            }
+            out.put(e.getKey(), e.getValue().asText());
+        }
+        return out;
+    }
+}

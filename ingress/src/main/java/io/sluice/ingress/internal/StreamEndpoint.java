@@ -1,0 +1,154 @@
+package io.sluice.ingress.internal;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import io.sluice.egress.StreamListener;
+import io.sluice.egress.Subscription;
+import io.sluice.egress.TokenRouter;
+import io.sluice.ingress.Authenticator.Principal;
+import io.sluice.ingress.ProtocolError;
+import io.sluice.schemas.InferenceRequest;
+import io.sluice.schemas.InferenceResult;
+import io.sluice.schemas.TokenEvent;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import org.apache.kafka.clients.producer.Producer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.eclipse.jetty.websocket.api.Session;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** One client socket: parses its messages, submits requests and streams their events back. */
+public final class StreamEndpoint implements Session.Listener.AutoDemanding {
+    private static final Logger log = LoggerFactory.getLogger(StreamEndpoint.class);
+
+    private final Principal principal;
+    private final GenerateParser parser;
+    private final Producer<String, InferenceRequest> producer;
+    private final String requestsTopic;
+    private final TokenRouter router;
+    private final long outboundBytes;
+    private final Clock clock;
+    private final Map<String, Subscription> streams = new ConcurrentHashMap<>();
+    private Outbox outbox;
+
+    public StreamEndpoint(Principal principal, GenerateParser parser, Producer<String, InferenceRequest> producer,
+            String requestsTopic, TokenRouter router, long outboundBytes, Clock clock) {
+        this.principal = principal;
+        this.parser = parser;
+        this.producer = producer;
+        this.requestsTopic = requestsTopic;
+        this.router = router;
+        this.outboundBytes = outboundBytes;
+        this.clock = clock;
+    }
+
+    @Override
+    public void onWebSocketOpen(Session session) {
+        this.outbox = new Outbox(session, outboundBytes);
+    }
+
+    @Override
+    public void onWebSocketText(String message) {
+        JsonNode msg;
+        try {
+            msg = Frames.JSON.readTree(message);
+        } catch (JsonProcessingException e) {
+            outbox.offer(Frames.error(null, null, new ProtocolError(ProtocolError.Code.invalid_request,
+                    "message: not valid JSON (" + e.getOriginalMessage() + ")", false)));
+            return;
+        }
+        String clientId = msg != null && msg.path("id").isTextual() ? msg.get("id").asText() : null;
+        try {
+            if (msg == null || !msg.isObject()) {
+                throw ProtocolError.invalid("message", "must be a JSON object");
+            }
+            JsonNode type = msg.get("type");
+            if (type == null || !type.isTextual()) {
+                throw ProtocolError.invalid("type", "required: generate, cancel, attach or ping");
+            }
+            switch (type.asText()) {
+                case "generate" -> generate(msg, clientId);
+                case "ping" -> outbox.offer(Frames.pong());
+                case "cancel", "attach" -> throw new ProtocolError(ProtocolError.Code.invalid_request,
+                        "type: " + type.asText() + " is not supported by this gateway yet", false);
+                default -> throw ProtocolError.invalid("type", "unknown message type '" + type.asText()
+                        + "'; expected generate, cancel, attach or ping");
+            }
+        } catch (ProtocolError e) {
+            outbox.offer(Frames.error(clientId, null, e));
+        }
+    }
+
+    private void generate(JsonNode msg, String clientId) throws ProtocolError {
+        if (!principal.may("infer")) {
+            throw new ProtocolError(ProtocolError.Code.forbidden, "scope: generate needs the infer scope", false);
+        }
+        String requestId = UUID.randomUUID().toString();
+        InferenceRequest request = parser.parse(msg, requestId, principal.tenant(), principal.subject(), clock.instant());
+        // Subscribe before producing so no event of this request can pass unseen; hold events until
+        // the client has its accepted frame.
+        PendingStream stream = new PendingStream();
+        Subscription sub = router.subscribe(requestId, -1, stream);
+        streams.put(requestId, sub);
+        producer.send(new ProducerRecord<>(requestsTopic, requestId, request), (md, err) -> {
+            if (err != null) {
+                sub.cancel();
+                streams.remove(requestId);
+                log.warn("Request {} not accepted by Kafka: {}", requestId, err.toString());
+                outbox.offer(Frames.error(clientId, requestId, new ProtocolError(ProtocolError.Code.overloaded,
+                        "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true)));
+            } else {
+                stream.accept(Frames.accepted(clientId, requestId, false));
+            }
+        });
+    }
+
+    /** Buffers a request's frames until its accepted frame has gone out. */
+    private final class PendingStream implements StreamListener {
+        private List<String> early = new ArrayList<>();
+
+        synchronized void accept(String acceptedFrame) {
+            outbox.offer(acceptedFrame);
+            early.forEach(outbox::offer);
+            early = null;
+        }
+
+        private synchronized void send(String frame) {
+            if (early != null) {
+                early.add(frame);
+            } else {
+                outbox.offer(frame);
+            }
+        }
+
+        @Override
+        public void onToken(TokenEvent token) {
+            send(Frames.token(token));
+        }
+
+        @Override
+        public void onResult(InferenceResult result) {
+            streams.remove(result.getRequestId());
+            send(Frames.terminal(result));
+        }
+    }
+
+    @Override
+    public void onWebSocketClose(int statusCode, String reason) {
+        streams.values().forEach(Subscription::cancel);
+        streams.clear();
+        if (outbox != null) {
+            outbox.close();
+        }
+    }
+
+    @Override
+    public void onWebSocketError(Throwable cause) {
+        log.debug("Socket error", cause);
+    }
+}

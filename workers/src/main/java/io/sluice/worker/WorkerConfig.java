@@ -1,0 +1,60 @@
+package io.sluice.worker;
+
+import io.sluice.schemas.CommonConfig;
+import java.lang.management.ManagementFactory;
+import java.util.Map;
+import org.apache.kafka.common.config.AbstractConfig;
+import org.apache.kafka.common.config.ConfigDef;
+import org.apache.kafka.common.config.ConfigDef.Importance;
+import org.apache.kafka.common.config.ConfigDef.Range;
+import org.apache.kafka.common.config.ConfigDef.Type;
+import org.apache.kafka.common.config.ConfigException;
+
+/** Every setting of a worker, declared once; {@code sluice config --describe} prints this table. */
+public final class WorkerConfig extends AbstractConfig {
+    public static final String ID = "worker.id";
+    public static final String GROUP_ID = "worker.group.id";
+    public static final String MODEL = "worker.model";
+    public static final String DEVICE = "worker.device";
+    public static final String INTRA_OP_THREADS = "worker.intra.op.threads";
+    public static final String QUEUE_CAPACITY = "worker.queue.capacity";
+    public static final String LEASE_MS = "worker.lease.ms";
+    public static final String MAX_TOKENS_LIMIT = "worker.max.tokens.limit";
+    public static final String IDEMPOTENCY_TTL_MS = "idempotency.ttl.ms";
+
+    public static final ConfigDef CONFIG = CommonConfig.define()
+            .define(ID, Type.STRING, "", Importance.MEDIUM,
+                    "Id of this worker in claims, token events and logs; empty picks <host>-<pid>.")
+            .define(GROUP_ID, Type.STRING, "sluice-workers", new ConfigDef.NonEmptyString(), Importance.MEDIUM,
+                    "Kafka consumer group the workers share; partitions of the requests topic are spread over it.")
+            .define(MODEL, Type.STRING, "classpath:sluice-tiny", Importance.HIGH,
+                    "Model directory in the GPT-2 with-past ONNX layout (model.onnx, tokenizer.json, config.json), "
+                            + "or classpath:sluice-tiny for the bundled model.")
+            .define(DEVICE, Type.STRING, "auto", ConfigDef.LambdaValidator.with((name, value) -> {
+                String v = String.valueOf(value);
+                if (!v.equals("auto") && !v.equals("cpu") && !v.matches("cuda(:\\d+)?")) {
+                    throw new ConfigException(name, value, "must be auto, cpu or cuda[:N]");
+                }
+            }, () -> "auto, cpu or cuda[:N]"), Importance.HIGH,
+                    "Execution provider: cuda when asked for or available (auto), falling back to CPU with one log line.")
+            .define(INTRA_OP_THREADS, Type.INT, 1, Range.between(1, 256), Importance.MEDIUM,
+                    "ONNX Runtime intra-op threads; one is steadiest for small models on few cores.")
+            .define(QUEUE_CAPACITY, Type.INT, 64, Range.between(1, 100_000), Importance.MEDIUM,
+                    "Requests consumed but not yet decoding; partitions pause when it is full and resume as it drains.")
+            .define(LEASE_MS, Type.LONG, 10_000L, Range.between(500, 600_000), Importance.MEDIUM,
+                    "Lease of a claim in Redis; another worker may take a request over this long after its owner stops renewing.")
+            .define(MAX_TOKENS_LIMIT, Type.INT, 1024, Range.between(1, 1_000_000), Importance.LOW,
+                    "Largest max_tokens a request may ask for.")
+            .define(IDEMPOTENCY_TTL_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
+                    "How long a finished request's key is remembered; the same key within it is not decoded again.");
+
+    public WorkerConfig(Map<?, ?> props) {
+        super(CONFIG, props);
+    }
+
+    /** The configured id, or host-pid. */
+    public String workerId() {
+        String id = getString(ID);
+        return id.isBlank() ? ManagementFactory.getRuntimeMXBean().getName().replace('@', '-') : id;
+    }
+}
