@@ -28,7 +28,7 @@ import picocli.CommandLine.Option;
 @Command(name = "sluice", mixinStandardHelpOptions = true, version = "sluice 0.1.0",
         description = "Kafka-backed asynchronous inference pipeline.",
         subcommands = {Sluice.Dev.class, Sluice.GatewayCommand.class, Sluice.WorkerCommand.class, Sluice.TopicsCommand.class,
-                Sluice.Token.class, Sluice.Config.class})
+                Sluice.Token.class, Sluice.Config.class, Sluice.Bench.class})
 public final class Sluice {
 
     public static void main(String[] args) {
@@ -210,6 +210,41 @@ public final class Sluice {
                 secret = DevSecrets.signingKey(dataDir);
             }
             System.out.println(new Authenticator(secret, audience).mint(subject, tenant, scopes, ttl));
+            return 0;
+        }
+    }
+
+    @Command(name = "bench", description = "Benchmarks that print figures (they assert nothing).",
+            subcommands = {Sluice.BenchStream.class})
+    static final class Bench {
+    }
+
+    @Command(name = "stream", description = "Stream requests through a running gateway: time to first token and tokens/s.")
+    static final class BenchStream implements Callable<Integer> {
+        @Option(names = "--url", defaultValue = "ws://127.0.0.1:8080/v1/stream", description = "Gateway WebSocket URL.")
+        String url;
+        @Option(names = "--token", description = "JWT; default: minted with the dev key in --data-dir.")
+        String token;
+        @Option(names = "--data-dir", defaultValue = ".sluice", description = "Data directory holding the dev signing key.")
+        Path dataDir;
+        @Option(names = "--concurrency", defaultValue = "1", description = "Simultaneous requests, one socket each.")
+        int concurrency;
+        @Option(names = "--rounds", defaultValue = "10", description = "Rounds measured after one warm-up round.")
+        int rounds;
+        @Option(names = "--max-tokens", defaultValue = "64", description = "max_tokens of every request.")
+        int maxTokens;
+        @Option(names = "--prompt", defaultValue = "The river", description = "Prompt of every request.")
+        String prompt;
+
+        @Override
+        public Integer call() throws Exception {
+            String jwt = token != null ? token : new Authenticator(DevSecrets.signingKey(dataDir), "sluice")
+                    .mint("bench", "bench", List.of("infer"), Duration.ofHours(1));
+            System.out.printf("sluice bench stream --url %s --concurrency %d --rounds %d --max-tokens %d%n",
+                    url, concurrency, rounds, maxTokens);
+            io.sluice.ingress.bench.StreamBench.run(url, jwt, prompt, maxTokens, concurrency, 1);
+            System.out.print(io.sluice.ingress.bench.StreamBench.report(
+                    io.sluice.ingress.bench.StreamBench.run(url, jwt, prompt, maxTokens, concurrency, rounds), concurrency));
             return 0;
         }
     }

@@ -78,6 +78,18 @@ public final class EmbeddedKafka implements AutoCloseable {
         props.put("log.cleaner.dedupe.buffer.size", String.valueOf(4 * 1024 * 1024));
         KafkaConfig config = new KafkaConfig(props, false);
 
+        // Format once; a restart on the same directory keeps its cluster id, topics and offsets.
+        if (!Files.exists(logDir.resolve("meta.properties"))) {
+            format(logDir);
+        }
+
+        long t0 = System.nanoTime();
+        server = new KafkaRaftServer(config, Time.SYSTEM);
+        server.startup();
+        log.info("Kafka (KRaft) ready on {} in {} ms", bootstrapServers(), (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    private static void format(Path logDir) throws Exception {
         Formatter formatter = new Formatter()
                 .setPrintStream(new PrintStream(OutputStream.nullOutputStream()))
                 .setSupportedFeatures(Feature.PRODUCTION_FEATURES)
@@ -87,13 +99,8 @@ public final class EmbeddedKafka implements AutoCloseable {
                 .setMetadataLogDirectory(logDir.toString())
                 .addDirectory(logDir.toString())
                 .setReleaseVersion(MetadataVersion.LATEST_PRODUCTION)
-                .setIgnoreFormatted(true);
+                .setIgnoreFormatted(false);
         formatter.run();
-
-        long t0 = System.nanoTime();
-        server = new KafkaRaftServer(config, Time.SYSTEM);
-        server.startup();
-        log.info("Kafka (KRaft) ready on {} in {} ms", bootstrapServers(), (System.nanoTime() - t0) / 1_000_000);
     }
 
     public String bootstrapServers() {

@@ -47,7 +47,7 @@ public final class RedisProcess implements AutoCloseable {
     public static RedisProcess start(Path dataDir, int port, List<String> extraArgs) throws IOException, InterruptedException {
         Files.createDirectories(dataDir);
         int p = port == 0 ? EmbeddedKafka.freePort() : port;
-        String executable = executable();
+        String executable = executable(dataDir);
         List<String> redisArgs = new ArrayList<>(List.of(executable, "--port", String.valueOf(p), "--bind", "127.0.0.1",
                 "--daemonize", "no", "--dir", dataDir.toAbsolutePath().toString(), "--save", "", "--appendonly", "no",
                 "--protected-mode", "yes"));
@@ -71,11 +71,12 @@ public final class RedisProcess implements AutoCloseable {
     }
 
     /** The redis-server to run: the PATH first, then the bundled binary. */
-    static String executable() throws IOException {
+    static String executable(Path dataDir) throws IOException {
         try {
             return ExecutableProvider.newExecutableInPath("redis-server").get().getAbsolutePath();
         } catch (IOException notOnPath) {
-            File bundled = ExecutableProvider.newJarResourceProvider().get();
+            // Extracted beside the data, once, rather than into a new temporary directory per start.
+            File bundled = ExecutableProvider.newJarResourceProvider(dataDir.toFile()).get();
             if (!bundled.canExecute() && !bundled.setExecutable(true)) {
                 throw new IOException("Cannot make bundled redis-server executable: " + bundled);
             }

@@ -44,9 +44,16 @@ class BundledModelTest {
 
     @Test
     void kvCacheShapeAndSpecialTokensComeFromTheGraphAndConfig() {
-        assertThat(model.layers()).isEqualTo(4);
-        assertThat(model.heads()).isEqualTo(4);
-        assertThat(model.headSize()).isEqualTo(40);
+        JsonNode config;
+        try (InputStream in = ModelBundle.class.getResourceAsStream("/io/sluice/workers/bundled/sluice-tiny/config.json")) {
+            config = new ObjectMapper().readTree(in);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        assertThat(model.layers()).isEqualTo(config.path("n_layer").asInt());
+        assertThat(model.heads()).isEqualTo(config.path("n_head").asInt());
+        assertThat(model.headSize()).isEqualTo(config.path("n_embd").asInt() / config.path("n_head").asInt());
+        assertThat(model.vocabSize()).isEqualTo(config.path("vocab_size").asInt());
         assertThat(model.eosTokenId()).isEqualTo(reference.path("eos_token_id").asInt());
         assertThat(model.device()).isEqualTo("cpu");
     }

@@ -62,14 +62,14 @@ public final class Sequence implements AutoCloseable {
             inputs.put("attention_mask", attention);
             inputs.put("position_ids", positionIds);
             OrtSession.Result result = model.session().run(inputs);
-            try (OnnxTensor logits = (OnnxTensor) result.get("logits").orElseThrow()) {
-                FloatBuffer all = logits.getFloatBuffer();
-                int vocab = (int) logits.getInfo().getShape()[2];
-                float[] last = new float[vocab];
-                all.position((ids.length - 1) * vocab);
-                all.get(last);
-                lastLogits = last;
-            }
+            // Closed with the rest of the result; closing it here as well would free it twice.
+            OnnxTensor logits = (OnnxTensor) result.get("logits").orElseThrow();
+            FloatBuffer all = logits.getFloatBuffer();
+            int vocab = (int) logits.getInfo().getShape()[2];
+            float[] last = new float[vocab];
+            all.position((ids.length - 1) * vocab);
+            all.get(last);
+            lastLogits = last;
             for (int layer = 0; layer < model.layers(); layer++) {
                 past.put("past_key_values." + layer + ".key", present(result, layer, "key"));
                 past.put("past_key_values." + layer + ".value", present(result, layer, "value"));
