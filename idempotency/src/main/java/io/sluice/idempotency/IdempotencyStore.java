@@ -33,6 +33,24 @@ public interface IdempotencyStore extends AutoCloseable {
      */
     long append(String key, long fence, int fromSeq, List<Integer> tokenIds);
 
+    /** One checkpoint append of {@link #appendAll}. */
+    record Append(String key, long fence, int fromSeq, List<Integer> tokenIds) {
+    }
+
+    /**
+     * Many appends in one round trip (a whole decode step of a batch).
+     *
+     * @return per append, as {@link #append}: the checkpoint length, or -1 when its fence is stale
+     */
+    long[] appendAll(List<Append> appends);
+
+    /**
+     * Renews many leases in one round trip.
+     *
+     * @return per key, whether its fence is still current
+     */
+    boolean[] renewAll(List<String> keys, List<Long> fences, Duration lease);
+
     /**
      * Records the terminal outcome under {@code fence}; the key then answers every later claim with
      * {@link Claim.State#DONE} or {@link Claim.State#FAILED} until its TTL ends.

@@ -11,6 +11,8 @@ import java.util.Set;
 import redis.clients.jedis.HostAndPort;
 import redis.clients.jedis.RedisClient;
 import redis.clients.jedis.RedisClusterClient;
+import redis.clients.jedis.AbstractPipeline;
+import redis.clients.jedis.Response;
 import redis.clients.jedis.UnifiedJedis;
 
 /**
@@ -77,13 +79,56 @@ public final class RedisIdempotencyStore implements IdempotencyStore {
 
     @Override
     public long append(String key, long fence, int fromSeq, List<Integer> tokenIds) {
+        return (Long) redis.eval(Scripts.APPEND, keys(key), appendArgs(fence, fromSeq, tokenIds));
+    }
+
+    @Override
+    public long[] appendAll(List<Append> appends) {
+        long[] out = new long[appends.size()];
+        if (appends.isEmpty()) {
+            return out;
+        }
+        List<Response<Object>> responses = new ArrayList<>(appends.size());
+        try (AbstractPipeline pipeline = redis.pipelined()) {
+            for (Append a : appends) {
+                responses.add(pipeline.eval(Scripts.APPEND, keys(a.key()), appendArgs(a.fence(), a.fromSeq(), a.tokenIds())));
+            }
+            pipeline.sync();
+        }
+        for (int i = 0; i < out.length; i++) {
+            out[i] = (Long) responses.get(i).get();
+        }
+        return out;
+    }
+
+    @Override
+    public boolean[] renewAll(List<String> keys, List<Long> fences, Duration lease) {
+        boolean[] out = new boolean[keys.size()];
+        if (keys.isEmpty()) {
+            return out;
+        }
+        List<Response<Object>> responses = new ArrayList<>(keys.size());
+        try (AbstractPipeline pipeline = redis.pipelined()) {
+            for (int i = 0; i < keys.size(); i++) {
+                responses.add(pipeline.eval(Scripts.RENEW, keys(keys.get(i)),
+                        List.of(String.valueOf(fences.get(i)), String.valueOf(lease.toMillis()))));
+            }
+            pipeline.sync();
+        }
+        for (int i = 0; i < out.length; i++) {
+            out[i] = ((Long) responses.get(i).get()) == 1L;
+        }
+        return out;
+    }
+
+    private static List<String> appendArgs(long fence, int fromSeq, List<Integer> tokenIds) {
         List<String> args = new ArrayList<>(tokenIds.size() + 2);
         args.add(String.valueOf(fence));
         args.add(String.valueOf(fromSeq));
         for (Integer id : tokenIds) {
             args.add(id.toString());
         }
-        return (Long) redis.eval(Scripts.APPEND, keys(key), args);
+        return args;
     }
 
     @Override

@@ -5,7 +5,7 @@ import io.sluice.ingress.internal.GenerateParser;
 import io.sluice.ingress.internal.StreamEndpoint;
 import io.sluice.schemas.AvroSerde;
 import io.sluice.schemas.CommonConfig;
-import io.sluice.schemas.InferenceRequest;
+import org.apache.avro.specific.SpecificRecord;
 import io.sluice.schemas.Topics;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
@@ -41,7 +41,7 @@ public final class Gateway implements AutoCloseable {
     public static final String PATH = "/v1/stream";
 
     private final Server server;
-    private final KafkaProducer<String, InferenceRequest> producer;
+    private final KafkaProducer<String, SpecificRecord> producer;
     private final TokenRouter router;
     private final Authenticator authenticator;
     private final ServerConnector connector;
@@ -67,6 +67,7 @@ public final class Gateway implements AutoCloseable {
         GenerateParser parser = new GenerateParser(config.getInt(GatewayConfig.MAX_PROMPT_CHARS),
                 config.getInt(GatewayConfig.MAX_TOKENS_LIMIT));
         long outboundBytes = config.getInt(GatewayConfig.OUTBOUND_QUEUE_BYTES);
+        boolean cancelOnDisconnect = config.getBoolean(GatewayConfig.CANCEL_ON_DISCONNECT);
 
         QueuedThreadPool threads = new QueuedThreadPool(200, 8);
         threads.setName("sluice-gateway");
@@ -96,7 +97,7 @@ public final class Gateway implements AutoCloseable {
                 if (!offered.isEmpty()) {
                     resp.setAcceptedSubProtocol(SUBPROTOCOL);
                 }
-                return new StreamEndpoint(principal, parser, producer, topics.requests(), router, outboundBytes, clock);
+                return new StreamEndpoint(principal, parser, producer, topics, router, outboundBytes, cancelOnDisconnect, clock);
             });
         });
         ws.setHandler(new Handler.Abstract() {

@@ -21,6 +21,7 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String MAX_FRAME_BYTES = "gateway.max.frame.bytes";
     public static final String OUTBOUND_QUEUE_BYTES = "gateway.outbound.queue.bytes";
     public static final String IDLE_TIMEOUT_MS = "gateway.idle.timeout.ms";
+    public static final String CANCEL_ON_DISCONNECT = "gateway.cancel.on.disconnect";
 
     public static final ConfigDef CONFIG = CommonConfig.define()
             .define(ID, Type.STRING, "", Importance.LOW, "Id of this gateway in logs and client ids; empty picks <host>-<pid>.")
@@ -45,7 +46,9 @@ public final class GatewayConfig extends AbstractConfig {
             .define(OUTBOUND_QUEUE_BYTES, Type.INT, 4 * 1024 * 1024, Range.atLeast(1024), Importance.MEDIUM,
                     "Bytes queued for one socket before it counts as too slow and is closed.")
             .define(IDLE_TIMEOUT_MS, Type.LONG, 300_000L, Range.atLeast(1000), Importance.MEDIUM,
-                    "A socket with no traffic either way for this long is closed.");
+                    "A socket with no traffic either way for this long is closed.")
+            .define(CANCEL_ON_DISCONNECT, Type.BOOLEAN, true, Importance.MEDIUM,
+                    "Cancel a socket's unfinished requests when it closes, so no decode runs for a client that left.");
 
     public GatewayConfig(Map<?, ?> props) {
         super(CONFIG, props);

@@ -5,6 +5,7 @@ import io.sluice.idempotency.IdempotencyKeys;
 import io.sluice.idempotency.IdempotencyStore;
 import io.sluice.idempotency.RedisIdempotencyStore;
 import io.sluice.schemas.AvroSerde;
+import io.sluice.schemas.Cancel;
 import io.sluice.schemas.CommonConfig;
 import io.sluice.schemas.DeadLetter;
 import io.sluice.schemas.ErrorInfo;
@@ -17,28 +18,27 @@ import io.sluice.schemas.SluiceCodec;
 import io.sluice.schemas.Tier;
 import io.sluice.schemas.TokenEvent;
 import io.sluice.schemas.Topics;
-import io.sluice.worker.engine.ContextOverflowException;
-import io.sluice.worker.engine.Decoder;
-import io.sluice.worker.engine.Sequence;
-import io.sluice.worker.engine.TextStreamer;
+import io.sluice.worker.engine.BatchEngine;
+import io.sluice.worker.engine.Generation;
+import io.sluice.worker.engine.GenerationParams;
+import io.sluice.worker.engine.StepSink;
 import io.sluice.worker.internal.OffsetTracker;
+import io.sluice.worker.internal.WorkQueue;
 import io.sluice.worker.model.ModelBundle;
 import java.net.URI;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.DelayQueue;
@@ -61,17 +61,21 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A worker: consumes requests, claims each in Redis, decodes it with ONNX Runtime and publishes
- * its token events and result.
+ * A worker: consumes requests, claims each in Redis, decodes them together in a continuously
+ * batched {@link BatchEngine} and publishes their token events and results.
  *
- * <p>Two threads. The consumer thread owns the Kafka consumer (it is not thread-safe): it polls,
- * hands requests to the decode thread through a bounded queue, pauses its partitions while the
- * queue is full, and commits per partition only up to the lowest request not yet terminal. The
- * decode thread owns the model. Every token is checkpointed in Redis under the claim's fence
- * before it is published, so whatever a client may have seen survives this worker.
+ * <p>Two threads. The consumer thread owns both Kafka consumers (they are not thread-safe): the
+ * group consumer of the requests topic, which hands requests to the decode thread through a
+ * bounded priority queue, pauses its partitions while the queue is full, and commits per
+ * partition only up to the lowest request not yet terminal; and a group-free reader of the
+ * control topic, whose cancellations it passes on. The decode thread owns the model: it claims
+ * requests, runs engine steps, checkpoints every step's tokens in Redis in one round trip under
+ * each claim's fence before any of them is published, and renews leases.
  */
 public final class Worker implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Worker.class);
+    /** Cancellations remembered for requests not yet seen, so a cancel may overtake its request. */
+    private static final int RECENT_CANCELS = 10_000;
 
     private final WorkerConfig config;
     private final String workerId;
@@ -81,15 +85,18 @@ public final class Worker implements AutoCloseable {
     private final IdempotencyStore store;
     private final KafkaProducer<String, SpecificRecord> producer;
     private final KafkaConsumer<String, byte[]> consumer;
-    private final BlockingQueue<Work> queue;
+    private final KafkaConsumer<String, byte[]> control;
+    private final WorkQueue<Work> queue;
     private final DelayQueue<Work> waiting = new DelayQueue<>();
     private final ConcurrentLinkedQueue<Work> finished = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Cancel> cancels = new ConcurrentLinkedQueue<>();
     private final Duration lease;
     private final Clock clock;
     private final Thread consumerThread;
     private final Thread decodeThread;
     private final CountDownLatch assigned = new CountDownLatch(1);
     private volatile boolean running = true;
+    private volatile BatchEngine engine;
 
     /** A request taken from a partition, with where it came from. */
     static final class Work implements Delayed {
@@ -115,6 +122,10 @@ public final class Worker implements AutoCloseable {
         }
     }
 
+    /** What the decode thread keeps for a generation it owns. */
+    private record Active(Work work, String key, long fence) {
+    }
+
     /** Starts a worker that loads its own model. */
     public static Worker start(WorkerConfig config) {
         ModelBundle model = ModelBundle.load(config.getString(WorkerConfig.MODEL), config.getString(WorkerConfig.DEVICE),
@@ -135,7 +146,7 @@ public final class Worker implements AutoCloseable {
         this.ownsModel = ownsModel;
         this.clock = clock;
         this.lease = Duration.ofMillis(config.getLong(WorkerConfig.LEASE_MS));
-        this.queue = new ArrayBlockingQueue<>(config.getInt(WorkerConfig.QUEUE_CAPACITY));
+        this.queue = new WorkQueue<>(config.getInt(WorkerConfig.QUEUE_CAPACITY));
         this.store = RedisIdempotencyStore.connect(URI.create(config.getString(CommonConfig.REDIS_URI)),
                 "sluice:", Duration.ofMillis(config.getLong(WorkerConfig.IDEMPOTENCY_TTL_MS)));
         String bootstrap = config.getString(CommonConfig.BOOTSTRAP_SERVERS);
@@ -154,6 +165,16 @@ public final class Worker implements AutoCloseable {
                 ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Math.max(1, config.getInt(WorkerConfig.QUEUE_CAPACITY) / 2),
                 ConsumerConfig.CLIENT_ID_CONFIG, "sluice-worker-" + workerId),
                 new StringDeserializer(), new ByteArrayDeserializer());
+        this.control = new KafkaConsumer<>(Map.of(
+                ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
+                ConsumerConfig.CLIENT_ID_CONFIG, "sluice-worker-control-" + workerId),
+                new StringDeserializer(), new ByteArrayDeserializer());
+        List<TopicPartition> controlPartitions = control.partitionsFor(topics.control(), Duration.ofSeconds(30)).stream()
+                .map(p -> new TopicPartition(p.topic(), p.partition())).toList();
+        control.assign(controlPartitions);
+        control.seekToEnd(controlPartitions);
+        controlPartitions.forEach(control::position);
         this.consumerThread = new Thread(this::consumeLoop, "sluice-worker-consumer");
         this.decodeThread = new Thread(this::decodeLoop, "sluice-worker-decode");
         consumerThread.start();
@@ -171,6 +192,12 @@ public final class Worker implements AutoCloseable {
         return assigned.await(timeout.toMillis(), TimeUnit.MILLISECONDS);
     }
 
+    /** Generations the engine holds right now. */
+    public int activeGenerations() {
+        BatchEngine e = engine;
+        return e == null ? 0 : e.size();
+    }
+
     // ---- consumer thread -------------------------------------------------------------------
 
     private void consumeLoop() {
@@ -185,6 +212,8 @@ public final class Worker implements AutoCloseable {
                 for (TopicPartition tp : partitions) {
                     tracker.forget(tp);
                 }
+                // Queued work of a revoked partition goes to its new owner; what is already decoding
+                // finishes here under its claim, and the new owner finds the outcome stored.
                 overflow.removeIf(w -> partitions.contains(w.tp));
                 queue.removeIf(w -> partitions.contains(w.tp));
                 paused.removeAll(partitions);
@@ -192,7 +221,7 @@ public final class Worker implements AutoCloseable {
 
             @Override
             public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
-                // Paused state does not survive a rebalance in our bookkeeping: re-derive it.
+                // Pause state is re-derived from the overflow after every rebalance, never carried over.
                 paused.retainAll(consumer.assignment());
                 assigned.countDown();
             }
@@ -201,7 +230,7 @@ public final class Worker implements AutoCloseable {
             while (running) {
                 drainFinished(tracker);
                 commit(tracker, false);
-                while (!overflow.isEmpty() && queue.offer(overflow.peek())) {
+                while (!overflow.isEmpty() && queue.offer(overflow.peek(), overflow.peek().request.getPriority())) {
                     overflow.poll();
                 }
                 if (!overflow.isEmpty()) {
@@ -213,19 +242,29 @@ public final class Worker implements AutoCloseable {
                     consumer.resume(paused);
                     paused.clear();
                 }
-                for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(50))) {
+                for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(20))) {
                     TopicPartition tp = new TopicPartition(record.topic(), record.partition());
                     tracker.started(tp, record.offset());
                     InferenceRequest request;
                     try {
                         request = SluiceCodec.get().decode(record.value(), InferenceRequest.class);
                     } catch (MalformedRecordException e) {
-                        deadLetterPoison(record, e, tracker, tp);
+                        deadLetter(record.topic(), record.partition(), record.offset(), record.key(), record.value(),
+                                e.fingerprint(), null, new ErrorInfo("invalid_request", e.getMessage(), false),
+                                new Work(tp, record.offset(), null));
                         continue;
                     }
                     Work work = new Work(tp, record.offset(), request);
-                    if (!overflow.isEmpty() || !queue.offer(work)) {
+                    if (!overflow.isEmpty() || !queue.offer(work, request.getPriority())) {
                         overflow.add(work);
+                    }
+                }
+                for (ConsumerRecord<String, byte[]> record : control.poll(Duration.ZERO)) {
+                    try {
+                        cancels.add(SluiceCodec.get().decode(record.value(), Cancel.class));
+                    } catch (MalformedRecordException e) {
+                        log.warn("Ignoring undecodable control record at {}-{}@{}", record.topic(), record.partition(),
+                                record.offset());
                     }
                 }
             }
@@ -237,6 +276,7 @@ public final class Worker implements AutoCloseable {
             drainFinished(tracker);
             commit(tracker, true);
             consumer.close(Duration.ofSeconds(5));
+            control.close(Duration.ofSeconds(1));
         }
     }
 
@@ -268,56 +308,106 @@ public final class Worker implements AutoCloseable {
         }
     }
 
-    /** A record that cannot be decoded goes to the DLQ with its raw bytes; its partition moves on. */
-    private void deadLetterPoison(ConsumerRecord<String, byte[]> record, MalformedRecordException e,
-            OffsetTracker tracker, TopicPartition tp) {
-        log.warn("Poison record at {}-{}@{}: {}", record.topic(), record.partition(), record.offset(), e.getMessage());
+    /** A request no retry can fix goes to its tier's DLQ with its original bytes; its partition moves on. */
+    private void deadLetter(String topic, int partition, long offset, String key, byte[] original, Long fingerprint,
+            InferenceRequest request, ErrorInfo error, Work work) {
+        log.warn("Dead-lettering {}-{}@{}: {}", topic, partition, offset, error.getMessage());
+        Tier tier = request == null ? Tier.operational : request.getTier();
         DeadLetter letter = DeadLetter.newBuilder()
-                .setRequestId(record.key())
-                .setTier(Tier.operational)
-                .setOriginal(ByteBuffer.wrap(record.value() == null ? new byte[0] : record.value()))
-                .setOriginalFingerprint(e.fingerprint())
-                .setOrigin(new Origin(record.topic(), record.partition(), record.offset()))
+                .setRequestId(request == null ? key : request.getRequestId())
+                .setTenant(request == null ? null : request.getTenant())
+                .setTier(tier)
+                .setOriginal(ByteBuffer.wrap(original == null ? new byte[0] : original))
+                .setOriginalFingerprint(fingerprint)
+                .setOrigin(new Origin(topic, partition, offset))
                 .setAttempts(List.of())
-                .setFinalError(new ErrorInfo("invalid_request", e.getMessage(), false))
+                .setFinalError(error)
+                .setTraceId(request == null ? null : request.getTraceId())
                 .setDeadLetteredAt(clock.instant())
                 .build();
-        Work marker = new Work(tp, record.offset(), null);
-        producer.send(new ProducerRecord<>(topics.dlq(Tier.operational), record.key(), letter), (md, err) -> {
+        producer.send(new ProducerRecord<>(topics.dlq(tier), key, letter), (md, err) -> {
             if (err == null) {
-                finished.add(marker);
+                finished.add(work);
             } else {
-                log.error("Cannot dead-letter poison record {}-{}@{}; it will be redelivered", record.topic(),
-                        record.partition(), record.offset(), err);
+                log.error("Cannot dead-letter {}-{}@{}; it will be redelivered", topic, partition, offset, err);
             }
         });
     }
 
     // ---- decode thread ---------------------------------------------------------------------
 
+    private final Map<String, Generation> byRequest = new HashMap<>();
+    private final LinkedHashMap<String, String> recentCancels = new LinkedHashMap<>(16, 0.75f, false) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, String> eldest) {
+            return size() > RECENT_CANCELS;
+        }
+    };
+
     private void decodeLoop() {
-        try (Decoder decoder = new Decoder(model)) {
+        BatchEngine.Limits limits = new BatchEngine.Limits(config.getInt(WorkerConfig.MAX_BATCH),
+                config.getInt(WorkerConfig.MAX_TOKENS_IN_FLIGHT), config.getInt(WorkerConfig.PREFILL_BUDGET));
+        long lastRenew = System.nanoTime();
+        try (BatchEngine e = new BatchEngine(model, limits, new Sink())) {
+            engine = e;
             while (running) {
-                Work work = waiting.poll();
-                if (work == null) {
-                    work = queue.poll(20, TimeUnit.MILLISECONDS);
-                }
-                if (work == null) {
-                    continue;
-                }
+                applyCancels(e);
+                admit(e);
                 try {
-                    process(decoder, work);
-                } catch (RuntimeException e) {
-                    log.error("Request {} failed", work.request.getRequestId(), e);
-                    finished.add(work);
+                    e.step();
+                } catch (RuntimeException failure) {
+                    log.error("Engine step failed; failing its generations", failure);
+                    throw failure;
+                }
+                if (System.nanoTime() - lastRenew > lease.toNanos() / 3) {
+                    renewLeases();
+                    lastRenew = System.nanoTime();
                 }
             }
-        } catch (InterruptedException e) {
+        } catch (InterruptedException ex) {
             Thread.currentThread().interrupt();
+        } catch (RuntimeException ex) {
+            log.error("Decode loop stopped", ex);
         }
     }
 
-    private void process(Decoder decoder, Work work) {
+    private void applyCancels(BatchEngine e) {
+        Cancel c;
+        while ((c = cancels.poll()) != null) {
+            Generation g = byRequest.get(c.getRequestId());
+            if (g != null) {
+                Active a = (Active) g.attachment();
+                if (a.work().request.getTenant().equals(c.getTenant())) {
+                    g.cancel();
+                }
+            } else {
+                recentCancels.put(c.getRequestId(), c.getTenant());
+            }
+        }
+    }
+
+    private void admit(BatchEngine e) throws InterruptedException {
+        while (e.hasRoom()) {
+            Work work = waiting.poll();
+            if (work == null) {
+                // Block briefly only when there is nothing to decode; otherwise never stall the batch.
+                work = queue.poll(e.size() == 0 ? 20 : 0, TimeUnit.MILLISECONDS);
+            }
+            if (work == null) {
+                return;
+            }
+            try {
+                start(e, work);
+            } catch (RuntimeException failure) {
+                log.error("Cannot start request {}", work.request.getRequestId(), failure);
+                work.dueNanos = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+                waiting.add(work);
+                return;
+            }
+        }
+    }
+
+    private void start(BatchEngine e, Work work) {
         InferenceRequest req = work.request;
         String key = IdempotencyKeys.keyFor(req.getTenant(), req.getRequestId(), req.getIdempotencyKey(), req.getMetadata());
         Claim claim = store.claim(key, req.getRequestId(), workerId, lease);
@@ -327,11 +417,66 @@ public final class Worker implements AutoCloseable {
                 work.dueNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.max(50, claim.leaseRemainingMs() + 10));
                 waiting.add(work);
             }
-            case DONE, FAILED -> {
-                republishOutcome(key, work);
+            case DONE, FAILED -> republishOutcome(key, work);
+            case ACQUIRED -> {
+                Active active = new Active(work, key, claim.fence());
+                GenerationParams params;
+                try {
+                    params = paramsOf(req);
+                } catch (IllegalArgumentException invalid) {
+                    ErrorInfo error = new ErrorInfo("invalid_request", invalid.getMessage(), false);
+                    complete(active, req, null, error, List.of(), "", 0);
+                    deadLetter(work.tp.topic(), work.tp.partition(), work.offset, req.getRequestId(),
+                            SluiceCodec.get().encode(req), null, req, error, new Work(work.tp, work.offset, null));
+                    return;
+                }
+                if (!claim.checkpoint().isEmpty()) {
+                    log.info("Resuming {} at seq {} under fence {}", req.getRequestId(), claim.checkpoint().size(), claim.fence());
+                }
+                Generation g = new Generation(req.getRequestId(), params, model.encode(req.getPrompt()), claim.checkpoint(),
+                        model, active);
+                byRequest.put(req.getRequestId(), g);
+                String cancelledBy = recentCancels.remove(req.getRequestId());
+                if (req.getTenant().equals(cancelledBy)) {
+                    g.cancel();
+                }
+                e.add(g);
             }
-            case ACQUIRED -> decode(decoder, work, key, claim);
             default -> throw new IllegalStateException(claim.state().toString());
+        }
+    }
+
+    GenerationParams paramsOf(InferenceRequest req) {
+        int maxTokens = Math.min(req.getMaxTokens(), config.getInt(WorkerConfig.MAX_TOKENS_LIMIT));
+        // Without a seed, the request id seeds sampling: a takeover still continues the same way.
+        long seed = req.getSeed() != null ? req.getSeed()
+                : java.util.UUID.nameUUIDFromBytes(req.getRequestId().getBytes(StandardCharsets.UTF_8)).getMostSignificantBits();
+        return new GenerationParams(maxTokens, req.getTemperature(), req.getTopP(), req.getTopK(), seed, req.getStop(),
+                req.getLogprobs(), req.getPriority());
+    }
+
+    private void renewLeases() {
+        if (byRequest.isEmpty()) {
+            return;
+        }
+        List<Generation> gens = new ArrayList<>(byRequest.values());
+        List<String> keys = new ArrayList<>();
+        List<Long> fences = new ArrayList<>();
+        for (Generation g : gens) {
+            Active a = (Active) g.attachment();
+            keys.add(a.key());
+            fences.add(a.fence());
+        }
+        try {
+            boolean[] current = store.renewAll(keys, fences, lease);
+            for (int i = 0; i < current.length; i++) {
+                if (!current[i]) {
+                    log.warn("Lost the claim on {}; stopping it", gens.get(i).id());
+                    gens.get(i).cancel();
+                }
+            }
+        } catch (RuntimeException e) {
+            log.warn("Lease renewal failed: {}", e.toString());
         }
     }
 
@@ -341,85 +486,76 @@ public final class Worker implements AutoCloseable {
             finished.add(work);
             return;
         }
-        InferenceResult result = SluiceCodec.get().decode(outcome, InferenceResult.class);
-        publishResult(work, result);
-    }
-
-    private void decode(Decoder decoder, Work work, String key, Claim claim) {
-        InferenceRequest req = work.request;
-        long fence = claim.fence();
-        long[] prompt = model.encode(req.getPrompt());
-        int maxTokens = Math.min(req.getMaxTokens(), config.getInt(WorkerConfig.MAX_TOKENS_LIMIT));
-        List<Integer> emitted = new ArrayList<>(claim.checkpoint());
-        TextStreamer streamer = new TextStreamer(model);
-        StringBuilder text = new StringBuilder();
-        for (int s = 0; s < emitted.size(); s++) {
-            // The old owner may have checkpointed a token and died before publishing it: publish the
-            // whole checkpoint again under the new fence; egress drops the seqs a client already has.
-            String delta = streamer.push(emitted.get(s));
-            text.append(delta);
-            publishToken(req, s, emitted.get(s), delta, fence);
-        }
-        long[] context = new long[prompt.length + emitted.size()];
-        System.arraycopy(prompt, 0, context, 0, prompt.length);
-        for (int i = 0; i < emitted.size(); i++) {
-            context[prompt.length + i] = emitted.get(i);
-        }
-        if (!emitted.isEmpty()) {
-            log.info("Resuming {} at seq {} under fence {}", req.getRequestId(), emitted.size(), fence);
-        }
-        FinishReason finish = FinishReason.length;
-        ErrorInfo error = null;
-        long lastRenew = System.nanoTime();
-        try (Sequence seq = decoder.start(context)) {
-            float[] logits = seq.lastLogits();
-            for (int s = emitted.size(); s < maxTokens; s++) {
-                int token = Decoder.argmax(logits);
-                if (token == model.eosTokenId()) {
-                    finish = FinishReason.stop;
-                    break;
-                }
-                String delta = streamer.push(token);
-                // Write-ahead: the checkpoint holds every token before any client can see it.
-                if (store.append(key, fence, s, List.of(token)) < 0) {
-                    log.warn("Request {} was taken over (fence {} is stale); stopping", req.getRequestId(), fence);
-                    finished.add(work);
-                    return;
-                }
-                emitted.add(token);
-                text.append(delta);
-                publishToken(req, s, token, delta, fence);
-                if (s + 1 < maxTokens) {
-                    logits = seq.feed(token);
-                }
-                if (System.nanoTime() - lastRenew > lease.toNanos() / 3) {
-                    store.renew(key, fence, lease);
-                    lastRenew = System.nanoTime();
-                }
-            }
-        } catch (ContextOverflowException e) {
-            finish = null;
-            error = new ErrorInfo("invalid_request", "prompt plus max_tokens: " + e.getMessage(), false);
-        }
-        text.append(streamer.flush());
-        InferenceResult result = InferenceResult.newBuilder()
-                .setRequestId(req.getRequestId()).setTenant(req.getTenant()).setFinishReason(finish).setError(error)
-                .setText(text.toString()).setTokenIds(emitted).setPromptTokens(prompt.length)
-                .setCompletionTokens(emitted.size()).setFence(fence).setWorkerId(workerId)
-                .setCompletedAt(clock.instant()).build();
-        // The outcome is recorded before it is published: a crash in between republishes it, never re-decodes.
-        if (!store.complete(key, fence, error != null, SluiceCodec.get().encode(result))) {
-            log.warn("Request {} was taken over before it completed (fence {} is stale)", req.getRequestId(), fence);
+        InferenceResult stored = SluiceCodec.get().decode(outcome, InferenceResult.class);
+        if (!stored.getRequestId().equals(work.request.getRequestId())) {
+            // A duplicate submit of a finished key: the outcome belongs to the first request.
             finished.add(work);
             return;
         }
-        publishResult(work, result);
+        publishResult(work, stored);
     }
 
-    private void publishToken(InferenceRequest req, int seq, int token, String text, long fence) {
-        producer.send(new ProducerRecord<>(topics.tokens(), req.getRequestId(), TokenEvent.newBuilder()
-                .setRequestId(req.getRequestId()).setSeq(seq).setTokenId(token).setText(text)
-                .setFence(fence).setWorkerId(workerId).setProducedAt(clock.instant()).build()));
+    private final class Sink implements StepSink {
+        @Override
+        public Set<Generation> tokens(List<StepToken> tokens) {
+            List<IdempotencyStore.Append> appends = new ArrayList<>();
+            List<StepToken> checkpointed = new ArrayList<>();
+            for (StepToken t : tokens) {
+                if (!t.replayed()) {
+                    Active a = (Active) t.generation().attachment();
+                    appends.add(new IdempotencyStore.Append(a.key(), a.fence(), t.seq(), List.of(t.tokenId())));
+                    checkpointed.add(t);
+                }
+            }
+            // Write-ahead: one round trip for the whole step, before any of its tokens is published.
+            long[] results = store.appendAll(appends);
+            Set<Generation> aborted = new HashSet<>();
+            for (int i = 0; i < results.length; i++) {
+                if (results[i] < 0) {
+                    Generation g = checkpointed.get(i).generation();
+                    log.warn("Request {} was taken over by another worker; stopping it here", g.id());
+                    aborted.add(g);
+                }
+            }
+            for (StepToken t : tokens) {
+                if (aborted.contains(t.generation())) {
+                    continue;
+                }
+                Active a = (Active) t.generation().attachment();
+                producer.send(new ProducerRecord<>(topics.tokens(), t.generation().id(), TokenEvent.newBuilder()
+                        .setRequestId(t.generation().id()).setSeq(t.seq()).setTokenId(t.tokenId()).setText(t.text())
+                        .setLogprob(t.logprob()).setTopLogprobs(t.top())
+                        .setFence(a.fence()).setWorkerId(workerId).setProducedAt(clock.instant()).build()));
+            }
+            for (Generation g : aborted) {
+                byRequest.remove(g.id());
+                finished.add(((Active) g.attachment()).work());
+            }
+            return aborted;
+        }
+
+        @Override
+        public void finished(Generation g, FinishReason reason, ErrorInfo error) {
+            byRequest.remove(g.id());
+            Active a = (Active) g.attachment();
+            complete(a, a.work().request, reason, error, g.tokens(), g.text(), g.promptTokens());
+        }
+    }
+
+    private void complete(Active a, InferenceRequest req, FinishReason reason, ErrorInfo error, List<Integer> tokens,
+            String text, int promptTokens) {
+        InferenceResult result = InferenceResult.newBuilder()
+                .setRequestId(req.getRequestId()).setTenant(req.getTenant()).setFinishReason(error == null ? reason : null)
+                .setError(error).setText(text).setTokenIds(new ArrayList<>(tokens)).setPromptTokens(promptTokens)
+                .setCompletionTokens(tokens.size()).setFence(a.fence()).setWorkerId(workerId)
+                .setCompletedAt(clock.instant()).build();
+        // The outcome is recorded before it is published: a crash in between republishes it, never re-decodes.
+        if (!store.complete(a.key(), a.fence(), error != null, SluiceCodec.get().encode(result))) {
+            log.warn("Request {} was taken over before it completed (fence {} is stale)", req.getRequestId(), a.fence());
+            finished.add(a.work());
+            return;
+        }
+        publishResult(a.work(), result);
     }
 
     private void publishResult(Work work, InferenceResult result) {

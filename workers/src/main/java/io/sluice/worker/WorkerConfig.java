@@ -21,6 +21,9 @@ public final class WorkerConfig extends AbstractConfig {
     public static final String LEASE_MS = "worker.lease.ms";
     public static final String MAX_TOKENS_LIMIT = "worker.max.tokens.limit";
     public static final String IDEMPOTENCY_TTL_MS = "idempotency.ttl.ms";
+    public static final String MAX_BATCH = "worker.max.batch";
+    public static final String MAX_TOKENS_IN_FLIGHT = "worker.max.tokens.in.flight";
+    public static final String PREFILL_BUDGET = "worker.prefill.budget.tokens";
 
     public static final ConfigDef CONFIG = CommonConfig.define()
             .define(ID, Type.STRING, "", Importance.MEDIUM,
@@ -45,6 +48,13 @@ public final class WorkerConfig extends AbstractConfig {
                     "Lease of a claim in Redis; another worker may take a request over this long after its owner stops renewing.")
             .define(MAX_TOKENS_LIMIT, Type.INT, 1024, Range.between(1, 1_000_000), Importance.LOW,
                     "Largest max_tokens a request may ask for.")
+            .define(MAX_BATCH, Type.INT, 32, Range.between(1, 4096), Importance.HIGH,
+                    "Most sequences decoding together; requests join and leave the batch at every step.")
+            .define(MAX_TOKENS_IN_FLIGHT, Type.INT, 32_768, Range.atLeast(1), Importance.MEDIUM,
+                    "Bound on prompt + max_tokens summed over the running batch (the KV-cache memory the batch may grow to).")
+            .define(PREFILL_BUDGET, Type.INT, 256, Range.between(1, 1_000_000), Importance.MEDIUM,
+                    "Prompt tokens prefilled per step; longer prompts are prefilled in chunks so running streams "
+                            + "never wait longer than one chunk.")
             .define(IDEMPOTENCY_TTL_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "How long a finished request's key is remembered; the same key within it is not decoded again.");
 

@@ -7,9 +7,12 @@ import io.sluice.egress.Subscription;
 import io.sluice.egress.TokenRouter;
 import io.sluice.ingress.Authenticator.Principal;
 import io.sluice.ingress.ProtocolError;
+import io.sluice.schemas.Cancel;
 import io.sluice.schemas.InferenceRequest;
 import io.sluice.schemas.InferenceResult;
 import io.sluice.schemas.TokenEvent;
+import io.sluice.schemas.Topics;
+import org.apache.avro.specific.SpecificRecord;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,20 +31,24 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
 
     private final Principal principal;
     private final GenerateParser parser;
-    private final Producer<String, InferenceRequest> producer;
+    private final Producer<String, SpecificRecord> producer;
     private final String requestsTopic;
+    private final String controlTopic;
+    private final boolean cancelOnDisconnect;
     private final TokenRouter router;
     private final long outboundBytes;
     private final Clock clock;
     private final Map<String, Subscription> streams = new ConcurrentHashMap<>();
     private Outbox outbox;
 
-    public StreamEndpoint(Principal principal, GenerateParser parser, Producer<String, InferenceRequest> producer,
-            String requestsTopic, TokenRouter router, long outboundBytes, Clock clock) {
+    public StreamEndpoint(Principal principal, GenerateParser parser, Producer<String, SpecificRecord> producer,
+            Topics topics, TokenRouter router, long outboundBytes, boolean cancelOnDisconnect, Clock clock) {
         this.principal = principal;
         this.parser = parser;
         this.producer = producer;
-        this.requestsTopic = requestsTopic;
+        this.requestsTopic = topics.requests();
+        this.controlTopic = topics.control();
+        this.cancelOnDisconnect = cancelOnDisconnect;
         this.router = router;
         this.outboundBytes = outboundBytes;
         this.clock = clock;
@@ -74,8 +81,9 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
             switch (type.asText()) {
                 case "generate" -> generate(msg, clientId);
                 case "ping" -> outbox.offer(Frames.pong());
-                case "cancel", "attach" -> throw new ProtocolError(ProtocolError.Code.invalid_request,
-                        "type: " + type.asText() + " is not supported by this gateway yet", false);
+                case "cancel" -> cancel(msg, clientId);
+                case "attach" -> throw new ProtocolError(ProtocolError.Code.invalid_request,
+                        "type: attach is not supported by this gateway yet", false);
                 default -> throw ProtocolError.invalid("type", "unknown message type '" + type.asText()
                         + "'; expected generate, cancel, attach or ping");
             }
@@ -104,6 +112,34 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
                         "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true)));
             } else {
                 stream.accept(Frames.accepted(clientId, requestId, false));
+            }
+        });
+    }
+
+    private void cancel(JsonNode msg, String clientId) throws ProtocolError {
+        JsonNode id = msg.get("request_id");
+        if (id == null || !id.isTextual() || id.asText().isEmpty()) {
+            throw ProtocolError.invalid("request_id", "required: the request_id of an accepted request");
+        }
+        for (java.util.Iterator<String> it = msg.fieldNames(); it.hasNext(); ) {
+            String name = it.next();
+            if (!name.equals("type") && !name.equals("request_id") && !name.equals("id")) {
+                throw ProtocolError.invalid(name, "unknown field");
+            }
+        }
+        // Only requests this socket follows: another tenant's request looks exactly like a missing one.
+        if (!streams.containsKey(id.asText())) {
+            throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request on this socket", false);
+        }
+        sendCancel(id.asText(), "client");
+    }
+
+    private void sendCancel(String requestId, String reason) {
+        Cancel c = Cancel.newBuilder().setRequestId(requestId).setTenant(principal.tenant()).setReason(reason)
+                .setRequestedAt(clock.instant()).build();
+        producer.send(new ProducerRecord<>(controlTopic, requestId, c), (md, err) -> {
+            if (err != null) {
+                log.warn("Cancel of {} not written: {}", requestId, err.toString());
             }
         });
     }
@@ -140,6 +176,9 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
 
     @Override
     public void onWebSocketClose(int statusCode, String reason) {
+        if (cancelOnDisconnect) {
+            streams.keySet().forEach(id -> sendCancel(id, "disconnect"));
+        }
         streams.values().forEach(Subscription::cancel);
         streams.clear();
         if (outbox != null) {

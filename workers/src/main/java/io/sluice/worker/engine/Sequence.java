@@ -34,6 +34,11 @@ public final class Sequence implements AutoCloseable {
         return length;
     }
 
+    /** The current cache tensor of an input name such as {@code past_key_values.0.key}. */
+    OnnxTensor past(String name) {
+        return past.get(name);
+    }
+
     /** Logits for the token after the last one fed. */
     public float[] lastLogits() {
         return lastLogits;
