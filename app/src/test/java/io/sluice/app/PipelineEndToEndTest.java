@@ -7,11 +7,14 @@ import io.sluice.ingress.Gateway;
 import io.sluice.ingress.GatewayConfig;
 import io.sluice.ops.TopicProvisioner;
 import io.sluice.schemas.CommonConfig;
+import io.sluice.schemas.FinishReason;
+import io.sluice.schemas.InferenceResult;
 import io.sluice.schemas.Topics;
 import io.sluice.testkit.SharedInfra;
 import io.sluice.worker.Worker;
 import io.sluice.worker.WorkerConfig;
 import io.sluice.worker.engine.Decoder;
+import io.sluice.worker.engine.SeedSearch;
 import io.sluice.worker.engine.Sequence;
 import io.sluice.worker.model.ModelBundle;
 import java.time.Duration;
@@ -36,11 +39,13 @@ class PipelineEndToEndTest {
     static Worker worker;
     static Gateway gateway;
     static String token;
+    static Topics topics;
+    static long longSeed;
 
     @BeforeAll
     static void startPipeline() throws Exception {
         SharedInfra infra = SharedInfra.get();
-        Topics topics = new Topics(SharedInfra.uniquePrefix("e2e"));
+        topics = new Topics(SharedInfra.uniquePrefix("e2e"));
         try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, infra.bootstrapServers()))) {
             TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
         }
@@ -49,6 +54,7 @@ class PipelineEndToEndTest {
         common.put(CommonConfig.REDIS_URI, infra.redisUri());
         common.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
         model = ModelBundle.load(ModelBundle.BUNDLED, "cpu", 1);
+        longSeed = SeedSearch.seedRunning(model, "The river", 200, 0.8f);
         Map<String, Object> w = new HashMap<>(common);
         w.put(WorkerConfig.GROUP_ID, topics.prefix() + "workers");
         worker = Worker.start(new WorkerConfig(w), model);
@@ -168,5 +174,48 @@ class PipelineEndToEndTest {
             assertThat(((org.eclipse.jetty.websocket.api.exceptions.UpgradeException) cause).getResponseStatusCode())
                     .isEqualTo(401);
         }
+    }
+
+    @Test
+    void aCancelMessageEndsTheStreamWithDoneCancelledAndUnknownIdsAreNotFound() throws Exception {
+        try (WsClient client = WsClient.connect(gateway.url(), token)) {
+            client.send(longGenerate());
+            String requestId = client.next(WAIT, "accepted").path("request_id").asText();
+            assertThat(client.next(WAIT, "first token").path("type").asText()).isEqualTo("token");
+            client.send("{\"type\":\"cancel\",\"request_id\":\"" + requestId + "\"}");
+            JsonNode frame;
+            int tokens = 1;
+            do {
+                frame = client.next(WAIT, "done after cancel");
+                tokens += frame.path("type").asText().equals("token") ? 1 : 0;
+            } while (frame.path("type").asText().equals("token"));
+            assertThat(frame.path("type").asText()).isEqualTo("done");
+            assertThat(frame.path("finish_reason").asText()).isEqualTo("cancelled");
+            assertThat(frame.path("usage").path("completion_tokens").asInt()).isEqualTo(tokens).isLessThan(200);
+
+            client.send("{\"type\":\"cancel\",\"request_id\":\"no-such-request\"}");
+            JsonNode error = client.next(WAIT, "not_found");
+            assertThat(error.path("code").asText()).isEqualTo("not_found");
+            assertThat(error.path("message").asText()).startsWith("request_id");
+        }
+    }
+
+    @Test
+    void closingTheSocketCancelsItsRequests() throws Exception {
+        String requestId;
+        try (WsClient client = WsClient.connect(gateway.url(), token)) {
+            client.send(longGenerate());
+            requestId = client.next(WAIT, "accepted").path("request_id").asText();
+            client.next(WAIT, "first token");
+        }
+        InferenceResult result = ResultsReader.await(SharedInfra.get().bootstrapServers(), topics.results(), requestId, WAIT);
+        assertThat(result.getFinishReason()).isEqualTo(FinishReason.cancelled);
+        assertThat(result.getCompletionTokens()).isLessThan(200);
+    }
+
+    /** A sampled request that runs the full 200 tokens unless something stops it. */
+    static String longGenerate() {
+        return "{\"type\":\"generate\",\"prompt\":\"The river\",\"max_tokens\":200,\"temperature\":0.8,\"seed\":"
+                + longSeed + "}";
     }
 }

@@ -96,6 +96,7 @@ public final class Worker implements AutoCloseable {
     private final Thread decodeThread;
     private final CountDownLatch assigned = new CountDownLatch(1);
     private volatile boolean running = true;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile BatchEngine engine;
 
     /** A request taken from a partition, with where it came from. */
@@ -571,6 +572,9 @@ public final class Worker implements AutoCloseable {
 
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         running = false;
         consumer.wakeup();
         try {

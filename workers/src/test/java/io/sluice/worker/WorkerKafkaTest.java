@@ -1,0 +1,230 @@
+package io.sluice.worker;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.sluice.schemas.Cancel;
+import io.sluice.schemas.DeadLetter;
+import io.sluice.schemas.FinishReason;
+import io.sluice.schemas.InferenceRequest;
+import io.sluice.schemas.InferenceResult;
+import io.sluice.schemas.TokenEvent;
+import io.sluice.worker.engine.SeedSearch;
+import io.sluice.worker.model.ModelBundle;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
+import org.apache.avro.specific.SpecificRecord;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Workers against a real broker and a real Redis, fed straight through the requests topic. */
+class WorkerKafkaTest {
+    static final Duration WAIT = Duration.ofSeconds(60);
+    static ModelBundle model;
+
+    @BeforeAll
+    static void load() {
+        model = ModelBundle.load(ModelBundle.BUNDLED, "cpu", 1);
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    static Map<String, List<InferenceResult>> results(List<ConsumerRecord<String, SpecificRecord>> records) {
+        Map<String, List<InferenceResult>> out = new HashMap<>();
+        for (var r : records) {
+            if (r.value() instanceof InferenceResult res) {
+                out.computeIfAbsent(res.getRequestId(), k -> new ArrayList<>()).add(res);
+            }
+        }
+        return out;
+    }
+
+    /** Per request, each seq with every token id published for it. */
+    static Map<String, TreeMap<Integer, Set<Integer>>> tokens(List<ConsumerRecord<String, SpecificRecord>> records) {
+        Map<String, TreeMap<Integer, Set<Integer>>> out = new HashMap<>();
+        for (var r : records) {
+            if (r.value() instanceof TokenEvent t) {
+                out.computeIfAbsent(t.getRequestId(), k -> new TreeMap<>())
+                        .computeIfAbsent(t.getSeq(), k -> new HashSet<>()).add(t.getTokenId());
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void requestsWrittenStraightToTheTopicAllFinishOnceThroughAFullQueueAndEveryOffsetIsCommitted() throws Exception {
+        try (KafkaFixture kafka = new KafkaFixture("overflow")) {
+            Map<String, Object> props = kafka.workerProps("w-overflow");
+            props.put(WorkerConfig.QUEUE_CAPACITY, 2);
+            props.put(WorkerConfig.MAX_BATCH, 2);
+            List<String> ids = new ArrayList<>();
+            try (Worker worker = Worker.start(new WorkerConfig(props), model)) {
+                for (int i = 0; i < 20; i++) {
+                    InferenceRequest r = KafkaFixture.request("The river", 8 + i % 5).setPriority(i % 10).build();
+                    ids.add(r.getRequestId());
+                    kafka.send(r);
+                }
+                var records = kafka.readUntil(kafka.topics.tokens(), rs -> results(rs).keySet().containsAll(ids), WAIT,
+                        "results of 20 requests");
+                Map<String, List<InferenceResult>> results = results(records);
+                Map<String, TreeMap<Integer, Set<Integer>>> tokens = tokens(records);
+                for (String id : ids) {
+                    assertThat(results.get(id)).as("one result for %s", id).hasSize(1);
+                    InferenceResult res = results.get(id).get(0);
+                    assertThat(tokens.get(id).keySet()).as("contiguous seqs").containsExactlyElementsOf(
+                            java.util.stream.IntStream.range(0, res.getCompletionTokens()).boxed().toList());
+                    assertThat(tokens.get(id).values()).allMatch(s -> s.size() == 1);
+                }
+                assertAllCommitted(kafka, (String) props.get(WorkerConfig.GROUP_ID));
+            }
+        }
+    }
+
+    static void assertAllCommitted(KafkaFixture kafka, String group) throws Exception {
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", kafka.infra.bootstrapServers()))) {
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            while (true) {
+                Map<TopicPartition, OffsetAndMetadata> committed = admin.listConsumerGroupOffsets(group)
+                        .partitionsToOffsetAndMetadata().get();
+                var latest = admin.listOffsets(committed.keySet().stream().collect(Collectors.toMap(tp -> tp,
+                        tp -> org.apache.kafka.clients.admin.OffsetSpec.latest()))).all().get();
+                boolean all = !committed.isEmpty() && committed.entrySet().stream()
+                        .allMatch(e -> e.getValue().offset() == latest.get(e.getKey()).offset());
+                long total = latest.values().stream().mapToLong(i -> i.offset()).sum();
+                if (all && total > 0) {
+                    return;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new AssertionError("offsets not committed to the end: " + committed + " vs " + latest);
+                }
+                Thread.sleep(100);
+            }
+        }
+    }
+
+    @Test
+    void aPoisonRecordGoesToTheDlqWithItsBytesAndItsPartitionMovesOn() throws Exception {
+        try (KafkaFixture kafka = new KafkaFixture("poison");
+             Worker worker = Worker.start(new WorkerConfig(kafka.workerProps("w-poison")), model)) {
+            byte[] garbage = "{\"prompt\":\"not avro\"}".getBytes(StandardCharsets.UTF_8);
+            int partitions = 4;
+            for (int p = 0; p < partitions; p++) {
+                kafka.rawProducer.send(new ProducerRecord<>(kafka.topics.requests(), p, "poison-" + p, garbage)).get();
+            }
+            List<String> ids = new ArrayList<>();
+            for (int p = 0; p < partitions; p++) {
+                InferenceRequest r = KafkaFixture.request("The lock keeper", 5).build();
+                kafka.producer.send(new ProducerRecord<>(kafka.topics.requests(), p, r.getRequestId(), r)).get();
+                ids.add(r.getRequestId());
+            }
+            kafka.readUntil(kafka.topics.tokens(), rs -> results(rs).keySet().containsAll(ids), WAIT,
+                    "results behind the poison records");
+            var dlq = kafka.readUntil(kafka.topics.dlq(io.sluice.schemas.Tier.operational), rs -> rs.size() >= partitions,
+                    WAIT, "dead letters of the poison records");
+            for (var r : dlq) {
+                DeadLetter d = (DeadLetter) r.value();
+                assertThat(d.getOriginal().array()).isEqualTo(garbage);
+                assertThat(d.getOrigin().getTopic()).isEqualTo(kafka.topics.requests());
+                assertThat(d.getFinalError().getCode()).isEqualTo("invalid_request");
+                assertThat(d.getFinalError().getMessage()).contains("single-object");
+                assertThat(d.getRequestId()).startsWith("poison-");
+            }
+            assertThat(dlq.stream().map(r -> ((DeadLetter) r.value()).getOrigin().getPartition()).collect(Collectors.toSet()))
+                    .hasSize(partitions);
+        }
+    }
+
+    @Test
+    void aCancelOnTheControlTopicStopsARunningStreamAndOneThatOvertookItsRequestStopsItAtOnce() throws Exception {
+        int maxTokens = 200;
+        long seed = SeedSearch.seedRunning(model, "The river", maxTokens, 0.8f);
+        try (KafkaFixture kafka = new KafkaFixture("cancel");
+             Worker worker = Worker.start(new WorkerConfig(kafka.workerProps("w-cancel")), model)) {
+            assertThat(worker.awaitAssignment(WAIT)).isTrue();
+            InferenceRequest running = KafkaFixture.request("The river", maxTokens).setTemperature(0.8f).setSeed(seed).build();
+            kafka.send(running);
+            kafka.readUntil(kafka.topics.tokens(), rs -> tokens(rs).containsKey(running.getRequestId()), WAIT,
+                    "the first token");
+            kafka.producer.send(new ProducerRecord<>(kafka.topics.control(), running.getRequestId(),
+                    Cancel.newBuilder().setRequestId(running.getRequestId()).setTenant("acme")
+                            .setRequestedAt(Instant.now()).build())).get();
+
+            InferenceRequest overtaken = KafkaFixture.request("The river", maxTokens).build();
+            kafka.producer.send(new ProducerRecord<>(kafka.topics.control(), overtaken.getRequestId(),
+                    Cancel.newBuilder().setRequestId(overtaken.getRequestId()).setTenant("acme")
+                            .setRequestedAt(Instant.now()).build())).get();
+            Thread.sleep(300); // let the cancel be read first, as it was written first
+            kafka.send(overtaken);
+
+            InferenceRequest otherTenant = KafkaFixture.request("The lock keeper", 6).build();
+            kafka.producer.send(new ProducerRecord<>(kafka.topics.control(), otherTenant.getRequestId(),
+                    Cancel.newBuilder().setRequestId(otherTenant.getRequestId()).setTenant("mallory")
+                            .setRequestedAt(Instant.now()).build())).get();
+            kafka.send(otherTenant);
+
+            var records = kafka.readUntil(kafka.topics.results(), rs -> results(rs).keySet().containsAll(
+                    List.of(running.getRequestId(), overtaken.getRequestId(), otherTenant.getRequestId())), WAIT, "results");
+            InferenceResult r1 = results(records).get(running.getRequestId()).get(0);
+            assertThat(r1.getFinishReason()).isEqualTo(FinishReason.cancelled);
+            assertThat(r1.getCompletionTokens()).isBetween(1, maxTokens - 1);
+            InferenceResult r2 = results(records).get(overtaken.getRequestId()).get(0);
+            assertThat(r2.getFinishReason()).isEqualTo(FinishReason.cancelled);
+            assertThat(r2.getCompletionTokens()).isZero();
+            InferenceResult r3 = results(records).get(otherTenant.getRequestId()).get(0);
+            assertThat(r3.getFinishReason()).as("another tenant cannot cancel it").isEqualTo(FinishReason.length);
+        }
+    }
+
+    @Test
+    void whenAWorkerLeavesItsRequestsAreHandedOverAndEachSeqKeepsOneToken() throws Exception {
+        try (KafkaFixture kafka = new KafkaFixture("handover")) {
+            Map<String, Object> a = kafka.workerProps("w-a");
+            a.put(WorkerConfig.LEASE_MS, 2000L);
+            Map<String, Object> b = kafka.workerProps("w-b");
+            b.put(WorkerConfig.LEASE_MS, 2000L);
+            List<String> ids = new ArrayList<>();
+            Worker first = Worker.start(new WorkerConfig(a), model);
+            try (Worker second = Worker.start(new WorkerConfig(b), model)) {
+                assertThat(first.awaitAssignment(WAIT)).isTrue();
+                for (int i = 0; i < 16; i++) {
+                    InferenceRequest r = KafkaFixture.request(i % 2 == 0 ? "The river" : "The lock keeper", 40).build();
+                    ids.add(r.getRequestId());
+                    kafka.send(r);
+                }
+                kafka.readUntil(kafka.topics.tokens(), rs -> tokens(rs).size() >= 2, WAIT, "streams under way");
+                first.close();
+                var records = kafka.readUntil(kafka.topics.tokens(), rs -> results(rs).keySet().containsAll(ids), WAIT,
+                        "every request finished after the hand-over");
+                Map<String, List<InferenceResult>> results = results(records);
+                Map<String, TreeMap<Integer, Set<Integer>>> tokens = tokens(records);
+                for (String id : ids) {
+                    Set<String> texts = results.get(id).stream().map(InferenceResult::getText).collect(Collectors.toSet());
+                    assertThat(texts).as("one outcome for %s (republished copies are identical)", id).hasSize(1);
+                    assertThat(tokens.get(id).values()).as("no seq of %s got two different tokens", id)
+                            .allMatch(s -> s.size() == 1);
+                    assertThat(tokens.get(id).keySet()).containsExactlyElementsOf(java.util.stream.IntStream
+                            .range(0, results.get(id).get(0).getCompletionTokens()).boxed().toList());
+                }
+            } finally {
+                first.close();
+            }
+        }
+    }
+}
