@@ -215,8 +215,35 @@ public final class Sluice {
     }
 
     @Command(name = "bench", description = "Benchmarks that print figures (they assert nothing).",
-            subcommands = {Sluice.BenchStream.class})
+            subcommands = {Sluice.BenchStream.class, Sluice.BenchEngine.class})
     static final class Bench {
+    }
+
+    @Command(name = "engine", description = "The batching engine beside a bare ONNX Runtime loop over the same model.")
+    static final class BenchEngine implements Callable<Integer> {
+        @Option(names = "--model", defaultValue = "classpath:sluice-tiny", description = "Model directory or classpath:sluice-tiny.")
+        String model;
+        @Option(names = "--concurrency", defaultValue = "1,8,32", split = ",", description = "Concurrency levels.")
+        int[] concurrency;
+        @Option(names = "--max-tokens", defaultValue = "64", description = "Tokens per request.")
+        int maxTokens;
+        @Option(names = "--stagger", defaultValue = "2", description = "A new request arrives every this many steps.")
+        int stagger;
+        @Option(names = "--threads", defaultValue = "1", description = "ONNX Runtime intra-op threads.")
+        int threads;
+        @Option(names = "--prompt", defaultValue = "The river flows past the old mill and", description = "Prompt of every request.")
+        String prompt;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.printf("sluice bench engine --model %s --concurrency %s --max-tokens %d --stagger %d --threads %d%n",
+                    model, java.util.Arrays.toString(concurrency).replaceAll("[\\[\\] ]", ""), maxTokens, stagger, threads);
+            try (var bundle = io.sluice.worker.model.ModelBundle.load(model, "cpu", threads)) {
+                var rows = io.sluice.worker.bench.EngineBench.run(bundle, prompt, concurrency, maxTokens, stagger);
+                System.out.print(io.sluice.worker.bench.EngineBench.table(model, rows));
+            }
+            return 0;
+        }
     }
 
     @Command(name = "stream", description = "Stream requests through a running gateway: time to first token and tokens/s.")

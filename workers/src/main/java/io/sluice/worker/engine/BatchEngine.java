@@ -7,8 +7,6 @@ import io.sluice.schemas.ErrorInfo;
 import io.sluice.schemas.FinishReason;
 import io.sluice.worker.engine.StepSink.StepToken;
 import io.sluice.worker.model.ModelBundle;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
 import java.util.ArrayList;
@@ -54,20 +52,32 @@ public final class BatchEngine implements AutoCloseable {
     private List<Generation> rows = new ArrayList<>();
     private int[] rowLen = new int[0];
     private int cacheLen;
-    private final Map<String, OnnxTensor> past = new HashMap<>();
-    private final List<OnnxTensor> built = new ArrayList<>();
-    private OrtSession.Result lastResult;
+    private final String[] pastNames;
+    private final String[] presentNames;
+    private final KvArena arena;
+    /** Which arena set holds the batch's current cache. */
+    private int cur;
     private final List<StepToken> out = new ArrayList<>();
     private final List<Object[]> finishing = new ArrayList<>();
     private long steps;
     private long decodeNanos;
     private long lastStepNanos;
+    private int lastStepBatch;
 
     public BatchEngine(ModelBundle model, Limits limits, StepSink sink) {
         this.model = model;
         this.decoder = new Decoder(model);
         this.limits = limits;
         this.sink = sink;
+        this.pastNames = new String[model.layers() * 2];
+        this.presentNames = new String[model.layers() * 2];
+        for (int l = 0; l < model.layers(); l++) {
+            pastNames[2 * l] = "past_key_values." + l + ".key";
+            pastNames[2 * l + 1] = "past_key_values." + l + ".value";
+            presentNames[2 * l] = "present." + l + ".key";
+            presentNames[2 * l + 1] = "present." + l + ".value";
+        }
+        this.arena = new KvArena(pastNames.length);
     }
 
     /** Generations held (waiting, prefilling or running). */
@@ -94,7 +104,12 @@ public final class BatchEngine implements AutoCloseable {
         return decodeNanos;
     }
 
-    /** Duration of the last decode step, in nanoseconds. */
+    /** Rows in the last decode step. */
+    public int lastStepBatch() {
+        return lastStepBatch;
+    }
+
+    /** Duration of the last decode step (model run, sampling and text), in nanoseconds. */
     public long lastStepNanos() {
         return lastStepNanos;
     }
@@ -181,17 +196,27 @@ public final class BatchEngine implements AutoCloseable {
         }
     }
 
-    /** Prefills within the step's budget; returns the generations whose prefill completed. */
+    /**
+     * Prefills within the step's budget and returns the generations whose prefill completed.
+     * Newcomers whose whole context fits the remaining budget are prefilled together in one
+     * left-padded run; a longer context is prefilled alone, one budget-sized chunk per step.
+     */
     private List<Generation> prefill() {
         List<Generation> joiners = new ArrayList<>();
         int budget = limits.prefillBudget();
+        List<Generation> together = new ArrayList<>();
         for (Generation g : new ArrayList<>(prefilling)) {
             if (budget == 0) {
                 break;
             }
-            long[] context = g.context();
-            int chunk = Math.min(budget, context.length - g.prefilled);
-            long[] ids = java.util.Arrays.copyOfRange(context, g.prefilled, g.prefilled + chunk);
+            int remaining = g.context().length - g.prefilled;
+            if (g.prefilled == 0 && remaining <= budget) {
+                together.add(g);
+                budget -= remaining;
+                continue;
+            }
+            int chunk = Math.min(budget, remaining);
+            long[] ids = java.util.Arrays.copyOfRange(g.context(), g.prefilled, g.prefilled + chunk);
             if (g.prefill == null) {
                 g.prefill = decoder.start(ids);
             } else {
@@ -199,20 +224,90 @@ public final class BatchEngine implements AutoCloseable {
             }
             g.prefilled += chunk;
             budget -= chunk;
-            if (g.prefilled == context.length) {
-                prefilling.remove(g);
-                g.state(Generation.State.RUNNING);
-                float[] logits = g.prefill.lastLogits();
-                int seq = g.tokens().size();
-                accept(g, seq, Sampler.sample(logits, g.params(), seq), logits, false);
-                if (g.state() == Generation.State.FINISHED) {
-                    closePrefill(g);
-                } else {
-                    joiners.add(g);
+            if (g.prefilled == g.context().length) {
+                Sequence seq = g.prefill;
+                FloatBuffer[] kv = new FloatBuffer[pastNames.length];
+                for (int n = 0; n < pastNames.length; n++) {
+                    kv[n] = seq.past(pastNames[n]).getFloatBuffer();
                 }
+                g.prefilledKv = new Generation.PrefilledKv(kv, 0, seq.length());
+                closePrefill(g);
+                started(g, seq.lastLogits(), joiners);
             }
         }
+        if (!together.isEmpty()) {
+            prefillTogether(together, joiners);
+        }
         return joiners;
+    }
+
+    private void prefillTogether(List<Generation> gens, List<Generation> joiners) {
+        int k = gens.size();
+        int width = gens.stream().mapToInt(g -> g.context().length).max().orElseThrow();
+        long[] ids = new long[k * width];
+        long[] positions = new long[k * width];
+        long[] mask = new long[k * width];
+        for (int i = 0; i < k; i++) {
+            long[] ctx = gens.get(i).context();
+            int pad = width - ctx.length;
+            for (int j = 0; j < ctx.length; j++) {
+                ids[i * width + pad + j] = ctx[j];
+                positions[i * width + pad + j] = j;
+                mask[i * width + pad + j] = 1L;
+            }
+        }
+        var env = model.env();
+        List<OnnxTensor> inputs = new ArrayList<>();
+        try {
+            Map<String, OnnxTensor> in = new HashMap<>();
+            for (String name : pastNames) {
+                OnnxTensor empty = OnnxTensor.createTensor(env, FloatBuffer.allocate(0),
+                        new long[] {k, model.heads(), 0, model.headSize()});
+                inputs.add(empty);
+                in.put(name, empty);
+            }
+            OnnxTensor t1 = OnnxTensor.createTensor(env, LongBuffer.wrap(ids), new long[] {k, width});
+            OnnxTensor t2 = OnnxTensor.createTensor(env, LongBuffer.wrap(mask), new long[] {k, width});
+            OnnxTensor t3 = OnnxTensor.createTensor(env, LongBuffer.wrap(positions), new long[] {k, width});
+            inputs.addAll(List.of(t1, t2, t3));
+            in.put("input_ids", t1);
+            in.put("attention_mask", t2);
+            in.put("position_ids", t3);
+            try (OrtSession.Result result = model.session().run(in)) {
+                FloatBuffer[] kv = new FloatBuffer[pastNames.length];
+                for (int n = 0; n < pastNames.length; n++) {
+                    kv[n] = ((OnnxTensor) result.get(presentNames[n]).orElseThrow()).getFloatBuffer();
+                }
+                OnnxTensor logitsTensor = (OnnxTensor) result.get("logits").orElseThrow();
+                FloatBuffer all = logitsTensor.getFloatBuffer();
+                int vocab = (int) logitsTensor.getInfo().getShape()[2];
+                for (int i = 0; i < k; i++) {
+                    Generation g = gens.get(i);
+                    g.prefilled = g.context().length;
+                    g.prefilledKv = new Generation.PrefilledKv(kv, i, width);
+                    float[] logits = new float[vocab];
+                    all.get((i * width + width - 1) * vocab, logits);
+                    started(g, logits, joiners);
+                }
+            }
+        } catch (OrtException e) {
+            throw new IllegalStateException("Prefill failed: " + e.getMessage(), e);
+        } finally {
+            inputs.forEach(OnnxTensor::close);
+        }
+    }
+
+    /** A prefilled generation samples its first token and, unless that ends it, joins the batch. */
+    private void started(Generation g, float[] logits, List<Generation> joiners) {
+        prefilling.remove(g);
+        g.state(Generation.State.RUNNING);
+        int seq = g.tokens().size();
+        accept(g, seq, Sampler.sample(logits, g.params(), seq), logits, false);
+        if (g.state() == Generation.State.FINISHED) {
+            g.prefilledKv = null;
+        } else {
+            joiners.add(g);
+        }
     }
 
     /** Handles one sampled (or replayed) token: text, stops, limits. */
@@ -279,7 +374,10 @@ public final class BatchEngine implements AutoCloseable {
         }
     }
 
-    /** Merges joiners into the batch cache and drops finished rows: one copy per changed batch. */
+    /**
+     * Merges joiners into the batch cache and drops finished rows, writing the new layout into
+     * the arena's other set: one copy of the cache, only on steps where the batch changes.
+     */
     private void rebuild(List<Generation> joiners) {
         List<Generation> newRows = new ArrayList<>();
         List<Integer> lens = new ArrayList<>();
@@ -294,48 +392,30 @@ public final class BatchEngine implements AutoCloseable {
         int kept = newRows.size();
         for (Generation g : joiners) {
             newRows.add(g);
-            lens.add(g.prefill.length());
+            lens.add(g.context().length);
         }
         int b2 = newRows.size();
         int l2 = lens.stream().mapToInt(Integer::intValue).max().orElse(0);
         int heads = model.heads();
         int d = model.headSize();
-        Map<String, OnnxTensor> next = new HashMap<>();
-        List<OnnxTensor> nextBuilt = new ArrayList<>();
-        try {
-            if (b2 > 0) {
-                for (int layer = 0; layer < model.layers(); layer++) {
-                    for (String kind : new String[] {"key", "value"}) {
-                        String name = "past_key_values." + layer + "." + kind;
-                        FloatBuffer dst = ByteBuffer.allocateDirect(b2 * heads * l2 * d * Float.BYTES)
-                                .order(ByteOrder.nativeOrder()).asFloatBuffer();
-                        if (kept > 0) {
-                            FloatBuffer src = past.get(name).getFloatBuffer();
-                            for (int i = 0; i < kept; i++) {
-                                copyRow(src, oldIndex.get(i), cacheLen, dst, i, l2, lens.get(i), heads, d);
-                            }
-                        }
-                        for (int j = 0; j < joiners.size(); j++) {
-                            Generation g = joiners.get(j);
-                            FloatBuffer src = g.prefill.past(name).getFloatBuffer();
-                            copyRow(src, 0, g.prefill.length(), dst, kept + j, l2, lens.get(kept + j), heads, d);
-                        }
-                        OnnxTensor t = OnnxTensor.createTensor(model.env(), dst, new long[] {b2, heads, l2, d});
-                        next.put(name, t);
-                        nextBuilt.add(t);
-                    }
+        int next = 1 - cur;
+        for (int n = 0; n < pastNames.length; n++) {
+            FloatBuffer dst = arena.view(next, n, b2 * heads * l2 * d);
+            if (kept > 0) {
+                FloatBuffer src = arena.view(cur, n, rows.size() * heads * cacheLen * d);
+                for (int i = 0; i < kept; i++) {
+                    copyRow(src, oldIndex.get(i), cacheLen, dst, i, l2, lens.get(i), heads, d);
                 }
             }
-        } catch (OrtException e) {
-            nextBuilt.forEach(OnnxTensor::close);
-            throw new IllegalStateException("Cannot rebuild the batch cache: " + e.getMessage(), e);
+            for (int j = 0; j < joiners.size(); j++) {
+                Generation.PrefilledKv kv = joiners.get(j).prefilledKv;
+                copyRow(kv.buffers()[n], kv.row(), kv.length(), dst, kept + j, l2, lens.get(kept + j), heads, d);
+            }
         }
-        releaseCache();
-        past.putAll(next);
-        built.addAll(nextBuilt);
         for (Generation g : joiners) {
-            closePrefill(g);
+            g.prefilledKv = null;
         }
+        cur = next;
         rows = newRows;
         rowLen = lens.stream().mapToInt(Integer::intValue).toArray();
         cacheLen = l2;
@@ -367,30 +447,38 @@ public final class BatchEngine implements AutoCloseable {
             }
         }
         var env = model.env();
-        try (OnnxTensor inputIds = OnnxTensor.createTensor(env, LongBuffer.wrap(ids), new long[] {b, 1});
-             OnnxTensor attention = OnnxTensor.createTensor(env, LongBuffer.wrap(mask), new long[] {b, cacheLen + 1});
-             OnnxTensor positionIds = OnnxTensor.createTensor(env, LongBuffer.wrap(positions), new long[] {b, 1})) {
-            Map<String, OnnxTensor> inputs = new HashMap<>(past);
+        int heads = model.heads();
+        int d = model.headSize();
+        int vocab = model.vocabSize();
+        int next = 1 - cur;
+        List<OnnxTensor> views = new ArrayList<>();
+        try {
+            Map<String, OnnxTensor> inputs = new HashMap<>();
+            Map<String, OnnxTensor> outputs = new HashMap<>();
+            for (int n = 0; n < pastNames.length; n++) {
+                OnnxTensor in = OnnxTensor.createTensor(env, arena.view(cur, n, b * heads * cacheLen * d),
+                        new long[] {b, heads, cacheLen, d});
+                OnnxTensor out = OnnxTensor.createTensor(env, arena.view(next, n, b * heads * (cacheLen + 1) * d),
+                        new long[] {b, heads, cacheLen + 1, d});
+                views.add(in);
+                views.add(out);
+                inputs.put(pastNames[n], in);
+                outputs.put(presentNames[n], out);
+            }
+            FloatBuffer logitsBuffer = arena.logits(b * vocab);
+            OnnxTensor logitsOut = OnnxTensor.createTensor(env, logitsBuffer, new long[] {b, 1, vocab});
+            OnnxTensor inputIds = OnnxTensor.createTensor(env, LongBuffer.wrap(ids), new long[] {b, 1});
+            OnnxTensor attention = OnnxTensor.createTensor(env, LongBuffer.wrap(mask), new long[] {b, cacheLen + 1});
+            OnnxTensor positionIds = OnnxTensor.createTensor(env, LongBuffer.wrap(positions), new long[] {b, 1});
+            views.addAll(List.of(logitsOut, inputIds, attention, positionIds));
+            outputs.put("logits", logitsOut);
             inputs.put("input_ids", inputIds);
             inputs.put("attention_mask", attention);
             inputs.put("position_ids", positionIds);
-            OrtSession.Result result = model.session().run(inputs);
-            OnnxTensor logitsTensor = (OnnxTensor) result.get("logits").orElseThrow();
-            FloatBuffer all = logitsTensor.getFloatBuffer();
-            int vocab = (int) logitsTensor.getInfo().getShape()[2];
-            releaseCache();
-            lastResult = result;
-            for (int layer = 0; layer < model.layers(); layer++) {
-                for (String kind : new String[] {"key", "value"}) {
-                    past.put("past_key_values." + layer + "." + kind,
-                            (OnnxTensor) result.get("present." + layer + "." + kind).orElseThrow());
-                }
-            }
+            // Outputs are written in place into the arena: nothing to copy back out of ONNX Runtime.
+            model.session().run(inputs, outputs).close();
+            cur = next;
             cacheLen++;
-            long elapsed = System.nanoTime() - t0;
-            decodeNanos += elapsed;
-            lastStepNanos = elapsed;
-            steps++;
             for (int i = 0; i < b; i++) {
                 rowLen[i]++;
                 Generation g = rows.get(i);
@@ -398,26 +486,23 @@ public final class BatchEngine implements AutoCloseable {
                     continue;
                 }
                 float[] logits = new float[vocab];
-                all.get(i * vocab, logits);
+                logitsBuffer.get(i * vocab, logits);
                 int seq = g.tokens().size();
                 accept(g, seq, Sampler.sample(logits, g.params(), seq), logits, false);
                 if (g.state() != Generation.State.FINISHED && rowLen[i] + 1 > model.maxPositions()) {
                     finish(g, FinishReason.length, null);
                 }
             }
+            long elapsed = System.nanoTime() - t0;
+            decodeNanos += elapsed;
+            lastStepNanos = elapsed;
+            lastStepBatch = b;
+            steps++;
         } catch (OrtException e) {
             throw new IllegalStateException("Decode step failed: " + e.getMessage(), e);
+        } finally {
+            views.forEach(OnnxTensor::close);
         }
-    }
-
-    private void releaseCache() {
-        if (lastResult != null) {
-            lastResult.close();
-            lastResult = null;
-        }
-        built.forEach(OnnxTensor::close);
-        built.clear();
-        past.clear();
     }
 
     private static void closePrefill(Generation g) {
@@ -435,7 +520,6 @@ public final class BatchEngine implements AutoCloseable {
                 closePrefill(g);
             }
         }
-        releaseCache();
         decoder.close();
     }
 

@@ -27,6 +27,11 @@ public final class Generation {
     /** Prefill progress and, until it joins the batch, the sequence's own cache. */
     int prefilled;
     Sequence prefill;
+    /** A prefilled cache waiting to be merged into the batch: row {@code row} of {@code buffers}, {@code length} positions, right-aligned. */
+    record PrefilledKv(java.nio.FloatBuffer[] buffers, int row, int length) {
+    }
+
+    PrefilledKv prefilledKv;
     /** The sampled token not yet fed to the model. */
     int pending = -1;
     float[] pendingLogits;
