@@ -108,4 +108,10 @@ class BundledModelTest {
             assertThat(seq.length()).isEqualTo(context.length);
         }
     }
+
+    @Test
+    void longTextIsNeverTruncatedByTheTokenizer() {
+        String text = String.join(" ", java.util.Collections.nCopies(800, "water"));
+        assertThat(model.encode(text).length).as("tokens of 800 words").isGreaterThan(512);
+    }
 }

@@ -11,7 +11,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import org.slf4j.Logger;
@@ -82,12 +81,14 @@ public final class ModelBundle implements AutoCloseable {
         try {
             OrtEnvironment env = OrtEnvironment.getEnvironment();
             JsonNode config;
-            byte[] onnx;
+            OrtSession session;
             HuggingFaceTokenizer tokenizer;
-            Map<String, String> tokOptions = Map.of("addSpecialTokens", "false");
+            // No special tokens added, and no silent truncation: the context limit is checked by the engine.
+            Map<String, String> tokOptions = Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false");
+            Devices.Selected selected = Devices.sessionOptions(device, intraOpThreads);
             if (BUNDLED.equals(location) || location == null || location.isBlank()) {
                 config = new ObjectMapper().readTree(resource("config.json"));
-                onnx = resource("model.onnx");
+                session = env.createSession(resource("model.onnx"), selected.options());
                 try (InputStream in = ModelBundle.class.getResourceAsStream(BUNDLED_RESOURCE + "tokenizer.json")) {
                     tokenizer = HuggingFaceTokenizer.newInstance(in, tokOptions);
                 }
@@ -95,11 +96,10 @@ public final class ModelBundle implements AutoCloseable {
             } else {
                 Path dir = Path.of(location);
                 config = new ObjectMapper().readTree(dir.resolve("config.json").toFile());
-                onnx = Files.readAllBytes(dir.resolve("model.onnx"));
+                // From the file, not through the heap: larger models are hundreds of megabytes.
+                session = env.createSession(dir.resolve("model.onnx").toString(), selected.options());
                 tokenizer = HuggingFaceTokenizer.newInstance(dir.resolve("tokenizer.json"), tokOptions);
             }
-            Devices.Selected selected = Devices.sessionOptions(device, intraOpThreads);
-            OrtSession session = env.createSession(onnx, selected.options());
             long ms = (System.nanoTime() - t0) / 1_000_000;
             ModelBundle bundle = new ModelBundle(location, env, session, tokenizer, config, selected.device(), ms);
             log.info("Model {} loaded on {} in {} ms ({} layers, {} heads x {}, vocab {})", location, selected.device(),
