@@ -21,8 +21,8 @@ import java.util.Set;
  * Continuous batching on ONNX Runtime. Generations join and leave the running batch at every
  * step. Each step: apply cancels; admit waiting generations by priority while the batch and the
  * token budget allow; prefill newcomers in chunks, no more than {@code prefillBudget} tokens per
- * step so running streams are never stalled for longer; merge the newcomers' caches into the
- * batch and drop finished rows (one copy, only when the batch changes); then one decode step for
+ * step so running streams are never stalled for longer; place the newcomers' caches into free
+ * slots of the batch cache (copying only their own rows); then one decode step for
  * every row, all left-padded to a common cache length with per-row attention masks and position
  * ids, so each row produces the tokens it would produce alone.
  *
@@ -63,6 +63,7 @@ public final class BatchEngine implements AutoCloseable {
     private long decodeNanos;
     private long lastStepNanos;
     private int lastStepBatch;
+    private boolean lastStepPure;
 
     public BatchEngine(ModelBundle model, Limits limits, StepSink sink) {
         this.model = model;
@@ -82,12 +83,20 @@ public final class BatchEngine implements AutoCloseable {
 
     /** Generations held (waiting, prefilling or running). */
     public int size() {
-        return waiting.size() + prefilling.size() + rows.size();
+        return waiting.size() + prefilling.size() + live();
+    }
+
+    private int live() {
+        int n = 0;
+        for (Generation g : rows) {
+            n += g.state() == Generation.State.FINISHED ? 0 : 1;
+        }
+        return n;
     }
 
     /** Rows in the running batch. */
     public int batchSize() {
-        return rows.size();
+        return live();
     }
 
     /** True while the engine can take one more generation without exceeding its batch size. */
@@ -102,6 +111,11 @@ public final class BatchEngine implements AutoCloseable {
     /** Time spent in decode steps (the batched model runs), in nanoseconds. */
     public long decodeNanos() {
         return decodeNanos;
+    }
+
+    /** True when the last step only decoded: no prefill and no cache compaction ran in it. */
+    public boolean lastStepPure() {
+        return lastStepPure;
     }
 
     /** Rows in the last decode step. */
@@ -146,12 +160,12 @@ public final class BatchEngine implements AutoCloseable {
         }
         applyCancels();
         admit();
+        int prefillingBefore = prefilling.size();
         List<Generation> joiners = prefill();
-        boolean leavers = rows.stream().anyMatch(g -> g.state() == Generation.State.FINISHED);
-        if (!joiners.isEmpty() || leavers) {
-            rebuild(joiners);
-        }
-        if (!rows.isEmpty()) {
+        boolean relaid = place(joiners);
+        lastStepPure = !relaid && joiners.isEmpty() && prefillingBefore == prefilling.size()
+                && prefilling.stream().allMatch(g -> g.prefilled == 0);
+        if (live() > 0) {
             decode();
         }
         flushOutput();
@@ -179,14 +193,14 @@ public final class BatchEngine implements AutoCloseable {
     private void admit() {
         int inFlight = 0;
         for (Generation g : rows) {
-            inFlight += g.reservedTokens();
+            inFlight += g.state() == Generation.State.FINISHED ? 0 : g.reservedTokens();
         }
         for (Generation g : prefilling) {
             inFlight += g.reservedTokens();
         }
         while (!waiting.isEmpty()) {
             Generation next = waiting.get(0);
-            boolean empty = rows.isEmpty() && prefilling.isEmpty();
+            boolean empty = live() == 0 && prefilling.isEmpty();
             if (!empty && inFlight + next.reservedTokens() > limits.maxTokensInFlight()) {
                 break;
             }
@@ -375,6 +389,71 @@ public final class BatchEngine implements AutoCloseable {
     }
 
     /**
+     * Positions of left padding the batch may carry before it is compacted. Every step reads the
+     * whole cache and writes it out again one longer, so padding costs on every step while a
+     * compaction costs one copy: a few positions of slack balance the two.
+     */
+    static final int TRIM_SLACK = 8;
+
+    /**
+     * Puts joiners into the batch. A finished row's slot is reused, or a slot is appended (rows
+     * are the outer dimension of the cache, so existing rows do not move), and the joiner's cache
+     * is written in place, right-aligned: only its own rows are copied. The whole cache is laid
+     * out anew only when a joiner is longer than the cache, when padding has grown past
+     * {@link #TRIM_SLACK}, or when finished slots outnumber live rows.
+     */
+    private boolean place(List<Generation> joiners) {
+        while (!rows.isEmpty() && rows.get(rows.size() - 1).state() == Generation.State.FINISHED) {
+            rows.remove(rows.size() - 1);
+        }
+        int longestJoiner = joiners.stream().mapToInt(g -> g.context().length).max().orElse(0);
+        int longestLive = 0;
+        int dead = 0;
+        for (int i = 0; i < rows.size(); i++) {
+            if (rows.get(i).state() == Generation.State.FINISHED) {
+                dead++;
+            } else {
+                longestLive = Math.max(longestLive, rowLen[i]);
+            }
+        }
+        int liveRows = rows.size() - dead;
+        boolean relayout = longestJoiner > cacheLen
+                || (liveRows > 0 && cacheLen - Math.max(longestLive, longestJoiner) > TRIM_SLACK)
+                || dead > Math.max(liveRows, joiners.size())
+                || (liveRows == 0 && !rows.isEmpty());
+        if (relayout) {
+            rebuild(joiners);
+            return true;
+        }
+        int heads = model.heads();
+        int d = model.headSize();
+        for (Generation g : joiners) {
+            int slot = -1;
+            for (int i = 0; i < rows.size() && slot < 0; i++) {
+                if (rows.get(i).state() == Generation.State.FINISHED) {
+                    slot = i;
+                }
+            }
+            if (slot < 0) {
+                slot = rows.size();
+                rows.add(g);
+                rowLen = java.util.Arrays.copyOf(rowLen, rows.size());
+            } else {
+                rows.set(slot, g);
+            }
+            int len = g.context().length;
+            rowLen[slot] = len;
+            Generation.PrefilledKv kv = g.prefilledKv;
+            for (int n = 0; n < pastNames.length; n++) {
+                FloatBuffer dst = arena.view(cur, n, rows.size() * heads * cacheLen * d);
+                copyRow(kv.buffers()[n], kv.row(), kv.length(), dst, slot, cacheLen, len, heads, d);
+            }
+            g.prefilledKv = null;
+        }
+        return false;
+    }
+
+    /**
      * Merges joiners into the batch cache and drops finished rows, writing the new layout into
      * the arena's other set: one copy of the cache, only on steps where the batch changes.
      */
@@ -433,12 +512,17 @@ public final class BatchEngine implements AutoCloseable {
 
     private void decode() {
         int b = rows.size();
+        int liveAtStart = live();
         long t0 = System.nanoTime();
         long[] ids = new long[b];
         long[] positions = new long[b];
         long[] mask = new long[b * (cacheLen + 1)];
         for (int i = 0; i < b; i++) {
             Generation g = rows.get(i);
+            if (g.state() == Generation.State.FINISHED) {
+                // A free slot rides along fully masked until a joiner takes it; its output is ignored.
+                continue;
+            }
             ids[i] = g.pending;
             positions[i] = rowLen[i];
             int pad = cacheLen - rowLen[i];
@@ -496,7 +580,7 @@ public final class BatchEngine implements AutoCloseable {
             long elapsed = System.nanoTime() - t0;
             decodeNanos += elapsed;
             lastStepNanos = elapsed;
-            lastStepBatch = b;
+            lastStepBatch = liveAtStart;
             steps++;
         } catch (OrtException e) {
             throw new IllegalStateException("Decode step failed: " + e.getMessage(), e);
@@ -528,7 +612,7 @@ public final class BatchEngine implements AutoCloseable {
         Set<String> ids = new HashSet<>();
         waiting.forEach(g -> ids.add(g.id()));
         prefilling.forEach(g -> ids.add(g.id()));
-        rows.forEach(g -> ids.add(g.id()));
+        rows.stream().filter(g -> g.state() != Generation.State.FINISHED).forEach(g -> ids.add(g.id()));
         return ids;
     }
 }
