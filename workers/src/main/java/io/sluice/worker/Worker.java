@@ -158,14 +158,20 @@ public final class Worker implements AutoCloseable {
                 ProducerConfig.LINGER_MS_CONFIG, 1,
                 ProducerConfig.CLIENT_ID_CONFIG, "sluice-worker-" + workerId),
                 new StringSerializer(), AvroSerde.serializer());
-        this.consumer = new KafkaConsumer<>(Map.of(
+        Map<String, Object> consumerProps = new HashMap<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ConsumerConfig.GROUP_ID_CONFIG, config.getString(WorkerConfig.GROUP_ID),
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
                 ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest",
                 ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Math.max(1, config.getInt(WorkerConfig.QUEUE_CAPACITY) / 2),
-                ConsumerConfig.CLIENT_ID_CONFIG, "sluice-worker-" + workerId),
-                new StringDeserializer(), new ByteArrayDeserializer());
+                ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, config.getInt(WorkerConfig.SESSION_TIMEOUT_MS),
+                ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.max(1000, config.getInt(WorkerConfig.SESSION_TIMEOUT_MS) / 3),
+                ConsumerConfig.CLIENT_ID_CONFIG, "sluice-worker-" + workerId));
+        String instance = config.getString(WorkerConfig.GROUP_INSTANCE_ID);
+        if (!instance.isBlank()) {
+            consumerProps.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, instance);
+        }
+        this.consumer = new KafkaConsumer<>(consumerProps, new StringDeserializer(), new ByteArrayDeserializer());
         this.control = new KafkaConsumer<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
@@ -177,7 +183,7 @@ public final class Worker implements AutoCloseable {
         control.seekToEnd(controlPartitions);
         controlPartitions.forEach(control::position);
         this.consumerThread = new Thread(this::consumeLoop, "sluice-worker-consumer");
-        this.decodeThread = new Thread(this::decodeLoop, "sluice-worker-decode");
+        this.decodeThread = new Thread(null, this::decodeLoop, "sluice-worker-decode", ModelBundle.NATIVE_STACK_BYTES);
         consumerThread.start();
         decodeThread.start();
         log.info("Worker {} started on {} ({}), group {}", workerId, model.name(), model.device(),

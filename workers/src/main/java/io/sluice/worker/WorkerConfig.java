@@ -22,6 +22,8 @@ public final class WorkerConfig extends AbstractConfig {
     public static final String MAX_TOKENS_LIMIT = "worker.max.tokens.limit";
     public static final String IDEMPOTENCY_TTL_MS = "idempotency.ttl.ms";
     public static final String MAX_BATCH = "worker.max.batch";
+    public static final String GROUP_INSTANCE_ID = "worker.group.instance.id";
+    public static final String SESSION_TIMEOUT_MS = "worker.session.timeout.ms";
     public static final String MAX_TOKENS_IN_FLIGHT = "worker.max.tokens.in.flight";
     public static final String PREFILL_BUDGET = "worker.prefill.budget.tokens";
 
@@ -48,6 +50,12 @@ public final class WorkerConfig extends AbstractConfig {
                     "Lease of a claim in Redis; another worker may take a request over this long after its owner stops renewing.")
             .define(MAX_TOKENS_LIMIT, Type.INT, 1024, Range.between(1, 1_000_000), Importance.LOW,
                     "Largest max_tokens a request may ask for.")
+            .define(GROUP_INSTANCE_ID, Type.STRING, "", Importance.MEDIUM,
+                    "Static group membership: a worker restarted under the same id gets its partitions back at once, "
+                            + "without a rebalance (for example a StatefulSet ordinal). Empty for dynamic membership.")
+            .define(SESSION_TIMEOUT_MS, Type.INT, 45_000, Range.between(3_000, 1_800_000), Importance.MEDIUM,
+                    "Kafka consumer session timeout: how long a silent worker keeps its partitions before the group "
+                            + "moves them.")
             .define(MAX_BATCH, Type.INT, 32, Range.between(1, 4096), Importance.HIGH,
                     "Most sequences decoding together; requests join and leave the batch at every step.")
             .define(MAX_TOKENS_IN_FLIGHT, Type.INT, 32_768, Range.atLeast(1), Importance.MEDIUM,

@@ -77,6 +77,34 @@ public final class ModelBundle implements AutoCloseable {
      * @param intraOpThreads ONNX Runtime intra-op threads (1 is steadiest for small models on few cores)
      */
     public static ModelBundle load(String location, String device, int intraOpThreads) {
+        // The native tokenizer and session builders recurse deeply; a JVM's default thread stack
+        // is not always enough (seen as a SIGSEGV with no Java frame), so load on a thread with room.
+        ModelBundle[] loaded = new ModelBundle[1];
+        RuntimeException[] failed = new RuntimeException[1];
+        Thread loader = new Thread(null, () -> {
+            try {
+                loaded[0] = loadHere(location, device, intraOpThreads);
+            } catch (RuntimeException e) {
+                failed[0] = e;
+            }
+        }, "sluice-model-load", NATIVE_STACK_BYTES);
+        loader.start();
+        try {
+            loader.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("Interrupted while loading " + location, e);
+        }
+        if (failed[0] != null) {
+            throw failed[0];
+        }
+        return loaded[0];
+    }
+
+    /** Stack for threads that call into ONNX Runtime and the tokenizer. */
+    public static final long NATIVE_STACK_BYTES = 64L * 1024 * 1024;
+
+    private static ModelBundle loadHere(String location, String device, int intraOpThreads) {
         long t0 = System.nanoTime();
         try {
             OrtEnvironment env = OrtEnvironment.getEnvironment();

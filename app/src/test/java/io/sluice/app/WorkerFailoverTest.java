@@ -1,0 +1,171 @@
+package io.sluice.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.sluice.ingress.Gateway;
+import io.sluice.ingress.GatewayConfig;
+import io.sluice.ops.TopicProvisioner;
+import io.sluice.schemas.CommonConfig;
+import io.sluice.schemas.Topics;
+import io.sluice.testkit.ChildJvm;
+import io.sluice.testkit.SharedInfra;
+import io.sluice.worker.engine.SeedSearch;
+import io.sluice.worker.model.ModelBundle;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.kafka.clients.admin.Admin;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Workers run as real processes and are killed with SIGKILL mid-stream, over and over, while
+ * clients stream through a gateway. Every request must reach its client whole: each seq once,
+ * in order, no gap, then one done.
+ */
+class WorkerFailoverTest {
+    static final String SECRET = "failover-test-secret-0123456789abcdefghij";
+    static final int KILLS = 20;
+    static final int CLIENTS = 3;
+    static final int MAX_TOKENS = 100;
+
+    /** What one client saw of one request. */
+    record Seen(String requestId, List<Integer> seqs, List<Long> arrivals, List<String> terminal) {
+    }
+
+    @Test
+    void killingWorkersMidStreamTwentyTimesLosesNothingDoublesNothingAndReordersNothing() throws Exception {
+        SharedInfra infra = SharedInfra.get();
+        Topics topics = new Topics(SharedInfra.uniquePrefix("failover"));
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", infra.bootstrapServers()))) {
+            TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
+        }
+        long seed;
+        try (ModelBundle model = ModelBundle.load(ModelBundle.BUNDLED, "cpu", 1)) {
+            seed = SeedSearch.seedRunning(model, "The river", MAX_TOKENS, 0.8f);
+        }
+        Map<String, Object> g = new HashMap<>();
+        g.put(CommonConfig.BOOTSTRAP_SERVERS, infra.bootstrapServers());
+        g.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
+        g.put(GatewayConfig.PORT, 0);
+        g.put(GatewayConfig.JWT_SECRET, SECRET);
+        Path logs = Path.of("target", "failover-logs");
+        List<ChildJvm> workers = new ArrayList<>(Collections.nCopies(2, null));
+        List<Long> killedAt = Collections.synchronizedList(new ArrayList<>());
+        ConcurrentLinkedQueue<Seen> seen = new ConcurrentLinkedQueue<>();
+        AtomicBoolean submitting = new AtomicBoolean(true);
+        try (Gateway gateway = Gateway.start(new GatewayConfig(g))) {
+            for (int slot = 0; slot < 2; slot++) {
+                workers.set(slot, startWorker(infra, topics, slot, 0, logs));
+            }
+            for (ChildJvm w : workers) {
+                w.awaitOutput("started on", 60_000);
+            }
+            String token = gateway.authenticator().mint("chaos", "acme", List.of("infer"), Duration.ofMinutes(30));
+            String generate = "{\"type\":\"generate\",\"prompt\":\"The river\",\"max_tokens\":" + MAX_TOKENS
+                    + ",\"temperature\":0.8,\"seed\":" + seed + "}";
+            List<Thread> clients = new ArrayList<>();
+            List<Throwable> failures = Collections.synchronizedList(new ArrayList<>());
+            for (int c = 0; c < CLIENTS; c++) {
+                Thread t = new Thread(() -> {
+                    try (WsClient client = WsClient.connect(gateway.url(), token)) {
+                        while (submitting.get()) {
+                            seen.add(stream(client, generate));
+                        }
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                }, "client-" + c);
+                t.start();
+                clients.add(t);
+            }
+            for (int k = 1; k <= KILLS; k++) {
+                Thread.sleep(2_000);
+                int slot = k % 2;
+                workers.get(slot).kill();
+                killedAt.add(System.nanoTime());
+                workers.set(slot, startWorker(infra, topics, slot, k, logs));
+            }
+            submitting.set(false);
+            for (Thread t : clients) {
+                t.join(180_000);
+                assertThat(t.isAlive()).as("%s finished its last request", t.getName()).isFalse();
+            }
+            assertThat(failures).as("client failures").isEmpty();
+        } finally {
+            for (ChildJvm w : workers) {
+                if (w != null) {
+                    w.close();
+                }
+            }
+        }
+
+        assertThat(seen.size()).as("requests streamed through %d kills", KILLS).isGreaterThanOrEqualTo(KILLS);
+        List<Double> stalls = new ArrayList<>();
+        for (Seen s : seen) {
+            assertThat(s.terminal()).as("terminal frames of %s", s.requestId()).hasSize(1);
+            assertThat(s.terminal().get(0)).as("outcome of %s", s.requestId()).startsWith("done:");
+            assertThat(s.seqs()).as("seqs of %s: none lost, doubled or out of order", s.requestId())
+                    .containsExactlyElementsOf(java.util.stream.IntStream.range(0, s.seqs().size()).boxed().toList());
+            assertThat(s.terminal().get(0)).isEqualTo("done:" + s.seqs().size());
+            for (int i = 1; i < s.arrivals().size(); i++) {
+                stalls.add((s.arrivals().get(i) - s.arrivals().get(i - 1)) / 1e6);
+            }
+        }
+        stalls.sort(null);
+        List<Double> takeovers = stalls.stream().filter(ms -> ms > 500).toList();
+        System.out.printf("failover: %d requests, %d kills, %d token gaps over 500 ms (takeovers): median %.0f ms, max %.0f ms%n",
+                seen.size(), KILLS, takeovers.size(),
+                takeovers.isEmpty() ? 0 : takeovers.get(takeovers.size() / 2),
+                takeovers.isEmpty() ? 0 : takeovers.get(takeovers.size() - 1));
+    }
+
+    static Seen stream(WsClient client, String generate) throws InterruptedException {
+        client.send(generate);
+        JsonNode accepted = client.next(Duration.ofSeconds(60), "accepted");
+        assertThat(accepted.path("type").asText()).isEqualTo("accepted");
+        String id = accepted.path("request_id").asText();
+        List<Integer> seqs = new ArrayList<>();
+        List<Long> arrivals = new ArrayList<>();
+        List<String> terminal = new ArrayList<>();
+        while (true) {
+            JsonNode f = client.next(Duration.ofSeconds(90), "token or done of " + id);
+            assertThat(f.path("request_id").asText()).isEqualTo(id);
+            switch (f.path("type").asText()) {
+                case "token" -> {
+                    seqs.add(f.path("seq").asInt());
+                    arrivals.add(System.nanoTime());
+                }
+                case "done" -> {
+                    terminal.add("done:" + f.path("usage").path("completion_tokens").asInt());
+                    return new Seen(id, seqs, arrivals, terminal);
+                }
+                default -> {
+                    terminal.add(f.toString());
+                    return new Seen(id, seqs, arrivals, terminal);
+                }
+            }
+        }
+    }
+
+    static ChildJvm startWorker(SharedInfra infra, Topics topics, int slot, int generation, Path logs) throws Exception {
+        Map<String, String> env = new HashMap<>();
+        env.put("SLUICE_KAFKA_BOOTSTRAP_SERVERS", infra.bootstrapServers());
+        env.put("SLUICE_REDIS_URI", infra.redisUri());
+        env.put("SLUICE_TOPIC_PREFIX", topics.prefix());
+        env.put("SLUICE_WORKER_GROUP_ID", topics.prefix() + "workers");
+        env.put("SLUICE_WORKER_GROUP_INSTANCE_ID", "slot-" + slot);
+        env.put("SLUICE_WORKER_ID", "slot-" + slot + "-" + generation);
+        env.put("SLUICE_WORKER_LEASE_MS", "1500");
+        env.put("SLUICE_WORKER_SESSION_TIMEOUT_MS", "10000");
+        env.put("SLUICE_WORKER_DEVICE", "cpu");
+        return ChildJvm.start("io.sluice.app.Sluice", List.of("worker"), env,
+                logs.resolve("worker-slot" + slot + "-" + generation + ".log"), "384m");
+    }
+}
