@@ -215,7 +215,7 @@ public final class Sluice {
     }
 
     @Command(name = "bench", description = "Benchmarks that print figures (they assert nothing).",
-            subcommands = {Sluice.BenchStream.class, Sluice.BenchEngine.class})
+            subcommands = {Sluice.BenchStream.class, Sluice.BenchEngine.class, Sluice.BenchCheckpoint.class})
     static final class Bench {
     }
 
@@ -241,6 +241,61 @@ public final class Sluice {
             try (var bundle = io.sluice.worker.model.ModelBundle.load(model, "cpu", threads)) {
                 var rows = io.sluice.worker.bench.EngineBench.run(bundle, prompt, concurrency, maxTokens, stagger);
                 System.out.print(io.sluice.worker.bench.EngineBench.table(model, rows));
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "checkpoint", description = "Latency a decode step pays for its write-ahead checkpoint in Redis.")
+    static final class BenchCheckpoint implements Callable<Integer> {
+        @Option(names = "--redis", description = "Redis URI; default: start a local redis-server for the run.")
+        String redis;
+        @Option(names = "--batch", defaultValue = "1,8,32", split = ",", description = "Sequences per step.")
+        int[] batch;
+        @Option(names = "--steps", defaultValue = "2000", description = "Steps measured per batch size.")
+        int steps;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.printf("sluice bench checkpoint --batch %s --steps %d%n",
+                    java.util.Arrays.toString(batch).replaceAll("[\\[\\] ]", ""), steps);
+            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("sluice-bench-redis");
+            RedisProcess local = redis == null ? RedisProcess.start(dir, 0) : null;
+            String uri = redis != null ? redis : local.uri();
+            try (var store = io.sluice.idempotency.RedisIdempotencyStore.connect(java.net.URI.create(uri), "bench:",
+                    Duration.ofMinutes(10))) {
+                System.out.printf("%-6s %12s %12s %14s%n", "batch", "p50 us", "p99 us", "per token us");
+                for (int b : batch) {
+                    List<String> keys = new java.util.ArrayList<>();
+                    List<Long> fences = new java.util.ArrayList<>();
+                    for (int i = 0; i < b; i++) {
+                        String key = "bench:" + java.util.UUID.randomUUID();
+                        keys.add(key);
+                        fences.add(store.claim(key, key, "bench", Duration.ofMinutes(10)).fence());
+                    }
+                    long[] nanos = new long[steps];
+                    for (int s = -200; s < steps; s++) {
+                        List<io.sluice.idempotency.IdempotencyStore.Append> appends = new java.util.ArrayList<>();
+                        int seq = s + 200;
+                        for (int i = 0; i < b; i++) {
+                            appends.add(new io.sluice.idempotency.IdempotencyStore.Append(keys.get(i), fences.get(i), seq,
+                                    List.of(seq % 1000)));
+                        }
+                        long t0 = System.nanoTime();
+                        store.appendAll(appends);
+                        if (s >= 0) {
+                            nanos[s] = System.nanoTime() - t0;
+                        }
+                    }
+                    java.util.Arrays.sort(nanos);
+                    double p50 = nanos[steps / 2] / 1e3;
+                    double p99 = nanos[(int) (steps * 0.99)] / 1e3;
+                    System.out.printf("%-6d %12.0f %12.0f %14.1f%n", b, p50, p99, p50 / b);
+                }
+            } finally {
+                if (local != null) {
+                    local.close();
+                }
             }
             return 0;
         }

@@ -4,26 +4,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sluice.ingress.Gateway;
-import io.sluice.ingress.GatewayConfig;
-import io.sluice.ops.TopicProvisioner;
-import io.sluice.schemas.CommonConfig;
 import io.sluice.schemas.FinishReason;
 import io.sluice.schemas.InferenceResult;
 import io.sluice.schemas.Topics;
 import io.sluice.testkit.SharedInfra;
-import io.sluice.worker.Worker;
-import io.sluice.worker.WorkerConfig;
 import io.sluice.worker.engine.Decoder;
 import io.sluice.worker.engine.SeedSearch;
 import io.sluice.worker.engine.Sequence;
 import io.sluice.worker.model.ModelBundle;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -33,50 +24,27 @@ import org.junit.jupiter.api.Test;
  * bundled ONNX model and Redis claims, and back.
  */
 class PipelineEndToEndTest {
-    static final String SECRET = "end-to-end-test-secret-0123456789abcdef";
     static final Duration WAIT = Duration.ofSeconds(30);
+    static InProcessPipeline pipeline;
     static ModelBundle model;
-    static Worker worker;
     static Gateway gateway;
-    static String token;
     static Topics topics;
+    static String token;
     static long longSeed;
 
     @BeforeAll
     static void startPipeline() throws Exception {
-        SharedInfra infra = SharedInfra.get();
-        topics = new Topics(SharedInfra.uniquePrefix("e2e"));
-        try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, infra.bootstrapServers()))) {
-            TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
-        }
-        Map<String, Object> common = new HashMap<>();
-        common.put(CommonConfig.BOOTSTRAP_SERVERS, infra.bootstrapServers());
-        common.put(CommonConfig.REDIS_URI, infra.redisUri());
-        common.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
-        model = ModelBundle.load(ModelBundle.BUNDLED, "cpu", 1);
+        pipeline = new InProcessPipeline("e2e");
+        model = pipeline.model;
+        gateway = pipeline.gateway;
+        topics = pipeline.topics;
+        token = pipeline.token("acme");
         longSeed = SeedSearch.seedRunning(model, "The river", 200, 0.8f);
-        Map<String, Object> w = new HashMap<>(common);
-        w.put(WorkerConfig.GROUP_ID, topics.prefix() + "workers");
-        worker = Worker.start(new WorkerConfig(w), model);
-        Map<String, Object> g = new HashMap<>(common);
-        g.put(GatewayConfig.PORT, 0);
-        g.put(GatewayConfig.JWT_SECRET, SECRET);
-        gateway = Gateway.start(new GatewayConfig(g));
-        token = gateway.authenticator().mint("alice", "acme", List.of("infer"), Duration.ofMinutes(10));
-        assertThat(worker.awaitAssignment(WAIT)).as("worker joined its group").isTrue();
     }
 
     @AfterAll
     static void stopPipeline() throws Exception {
-        if (gateway != null) {
-            gateway.close();
-        }
-        if (worker != null) {
-            worker.close();
-        }
-        if (model != null) {
-            model.close();
-        }
+        pipeline.close();
     }
 
     /** What the worker's engine produces for the prompt when called directly. */

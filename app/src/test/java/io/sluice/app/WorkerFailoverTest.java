@@ -53,6 +53,7 @@ class WorkerFailoverTest {
         Map<String, Object> g = new HashMap<>();
         g.put(CommonConfig.BOOTSTRAP_SERVERS, infra.bootstrapServers());
         g.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
+        g.put(CommonConfig.REDIS_URI, infra.redisUri());
         g.put(GatewayConfig.PORT, 0);
         g.put(GatewayConfig.JWT_SECRET, SECRET);
         Path logs = Path.of("target", "failover-logs");

@@ -35,6 +35,17 @@ public final class TokenRouter implements AutoCloseable {
     private final Map<String, List<Subscription>> byRequest = new ConcurrentHashMap<>();
     private final Thread thread;
     private volatile boolean running = true;
+    private final String bootstrapServers;
+    private final String topic;
+    private final int partitions;
+    /** Replays of history run here: few threads and a bounded queue, so attach storms cannot exhaust the gateway. */
+    private final java.util.concurrent.ThreadPoolExecutor replays = new java.util.concurrent.ThreadPoolExecutor(2, 2,
+            30, java.util.concurrent.TimeUnit.SECONDS, new java.util.concurrent.ArrayBlockingQueue<>(256),
+            r -> {
+                Thread t = new Thread(r, "sluice-token-replay");
+                t.setDaemon(true);
+                return t;
+            });
 
     private TokenRouter(String bootstrapServers, Topics topics, String clientId) {
         this.consumer = new KafkaConsumer<>(Map.of(
@@ -51,6 +62,9 @@ public final class TokenRouter implements AutoCloseable {
         consumer.assign(partitions);
         consumer.seekToEnd(partitions);
         partitions.forEach(consumer::position);
+        this.bootstrapServers = bootstrapServers;
+        this.topic = topics.tokens();
+        this.partitions = partitions.size();
         this.thread = new Thread(this::run, "sluice-token-router");
     }
 
@@ -69,6 +83,68 @@ public final class TokenRouter implements AutoCloseable {
         Subscription s = new Subscription(requestId, afterSeq, listener, this);
         byRequest.computeIfAbsent(requestId, k -> new CopyOnWriteArrayList<>()).add(s);
         return s;
+    }
+
+    /**
+     * Follows {@code requestId} from its beginning, also when some or all of its events were
+     * produced before this call: the live stream is subscribed first, then the request's
+     * partition is read from {@code sinceMillis} up to its end as it was right after subscribing.
+     * Everything after that end reaches the live subscription, so nothing falls between the two,
+     * and the subscription drops what both deliver.
+     *
+     * @param sinceMillis a time at or before the request's first event (its creation time)
+     * @throws java.util.concurrent.RejectedExecutionException when too many replays are under way
+     */
+    public Subscription subscribeFromHistory(String requestId, int afterSeq, StreamListener listener, long sinceMillis) {
+        Subscription s = subscribe(requestId, afterSeq, listener);
+        try {
+            replays.execute(() -> replay(s, sinceMillis));
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            remove(s);
+            throw e;
+        }
+        return s;
+    }
+
+    private void replay(Subscription s, long sinceMillis) {
+        TopicPartition tp = new TopicPartition(topic, partitionOf(s.requestId()));
+        try (KafkaConsumer<String, byte[]> history = new KafkaConsumer<>(Map.of(
+                ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
+                ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 2000,
+                ConsumerConfig.CLIENT_ID_CONFIG, "sluice-token-replay"),
+                new StringDeserializer(), new ByteArrayDeserializer())) {
+            history.assign(List.of(tp));
+            long end = history.endOffsets(List.of(tp)).get(tp);
+            // Producer and broker clocks may differ a little: start somewhat before the creation time.
+            var start = history.offsetsForTimes(Map.of(tp, Math.max(0, sinceMillis - 5_000))).get(tp);
+            if (start == null) {
+                return;
+            }
+            history.seek(tp, start.offset());
+            while (running && !s.isDone() && history.position(tp) < end) {
+                for (ConsumerRecord<String, byte[]> record : history.poll(Duration.ofMillis(200))) {
+                    if (record.offset() >= end) {
+                        break;
+                    }
+                    if (s.requestId().equals(record.key()) && record.value() != null) {
+                        try {
+                            dispatch(s, AvroSerde.anyDeserializer().deserialize(topic, record.value()));
+                        } catch (MalformedRecordException e) {
+                            log.warn("Skipping undecodable event at {}-{}@{}", record.topic(), record.partition(), record.offset());
+                        }
+                    }
+                }
+            }
+        } catch (RuntimeException e) {
+            log.warn("Replay of {} failed: {}", s.requestId(), e.toString());
+        }
+    }
+
+    /** The tokens partition of a request: Kafka's default partitioner on the request id. */
+    int partitionOf(String requestId) {
+        byte[] key = requestId.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        return org.apache.kafka.common.utils.Utils.toPositive(org.apache.kafka.common.utils.Utils.murmur2(key)) % partitions;
     }
 
     void remove(Subscription s) {
@@ -129,6 +205,7 @@ public final class TokenRouter implements AutoCloseable {
     @Override
     public void close() {
         running = false;
+        replays.shutdownNow();
         consumer.wakeup();
         try {
             thread.join(5000);

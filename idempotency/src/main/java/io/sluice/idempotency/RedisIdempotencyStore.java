@@ -21,7 +21,7 @@ import redis.clients.jedis.UnifiedJedis;
  * to agree. Keys carry a hash tag ({@code {...}}) so a key's hash and checkpoint list live in the
  * same slot of a Redis Cluster; the store works on any {@link UnifiedJedis} (standalone or cluster).
  */
-public final class RedisIdempotencyStore implements IdempotencyStore {
+public final class RedisIdempotencyStore implements IdempotencyStore, SubmissionRegistry {
     private final UnifiedJedis redis;
     private final String namespace;
     private final Duration ttl;
@@ -142,6 +142,32 @@ public final class RedisIdempotencyStore implements IdempotencyStore {
     public byte[] outcome(String key) {
         String v = redis.hget(keys(key).get(0), "outcome");
         return v == null ? null : Base64.getDecoder().decode(v);
+    }
+
+    @Override
+    public Submission register(String key, String requestId, String digest, String tenant, long createdAtMillis,
+            Duration ttl) {
+        List<?> r = (List<?>) redis.eval(Scripts.REGISTER, List.of(namespace + "sub:{" + key + "}"),
+                List.of(requestId, digest, tenant, String.valueOf(createdAtMillis), String.valueOf(ttl.toMillis())));
+        return new Submission("NEW".equals(string(r.get(0))), string(r.get(1)), string(r.get(2)), string(r.get(3)),
+                Long.parseLong(string(r.get(4))));
+    }
+
+    @Override
+    public void index(String requestId, String tenant, long createdAtMillis, Duration ttl) {
+        String key = namespace + "req:{" + requestId + "}";
+        redis.hset(key, java.util.Map.of("tenant", tenant, "created_at", String.valueOf(createdAtMillis)));
+        redis.pexpire(key, ttl.toMillis());
+    }
+
+    @Override
+    public java.util.Optional<Submission> lookup(String requestId) {
+        var fields = redis.hgetAll(namespace + "req:{" + requestId + "}");
+        if (fields == null || fields.isEmpty()) {
+            return java.util.Optional.empty();
+        }
+        return java.util.Optional.of(new Submission(false, requestId, "", fields.get("tenant"),
+                Long.parseLong(fields.get("created_at"))));
     }
 
     private static String string(Object o) {

@@ -1,6 +1,8 @@
 package io.sluice.ingress;
 
 import io.sluice.egress.TokenRouter;
+import io.sluice.idempotency.RedisIdempotencyStore;
+import io.sluice.idempotency.SubmissionRegistry;
 import io.sluice.ingress.internal.GenerateParser;
 import io.sluice.ingress.internal.StreamEndpoint;
 import io.sluice.schemas.AvroSerde;
@@ -45,6 +47,7 @@ public final class Gateway implements AutoCloseable {
     private final TokenRouter router;
     private final Authenticator authenticator;
     private final ServerConnector connector;
+    private final SubmissionRegistry registry;
 
     private Gateway(GatewayConfig config, Clock clock) throws Exception {
         String id = config.getString(GatewayConfig.ID).isBlank()
@@ -68,6 +71,10 @@ public final class Gateway implements AutoCloseable {
                 config.getInt(GatewayConfig.MAX_TOKENS_LIMIT));
         long outboundBytes = config.getInt(GatewayConfig.OUTBOUND_QUEUE_BYTES);
         boolean cancelOnDisconnect = config.getBoolean(GatewayConfig.CANCEL_ON_DISCONNECT);
+        this.registry = RedisIdempotencyStore.connect(java.net.URI.create(config.getString(CommonConfig.REDIS_URI)), "sluice:",
+                Duration.ofMillis(config.getLong(GatewayConfig.IDEMPOTENCY_TTL_MS)));
+        Duration idempotencyTtl = Duration.ofMillis(config.getLong(GatewayConfig.IDEMPOTENCY_TTL_MS));
+        Duration attachRetention = Duration.ofMillis(config.getLong(GatewayConfig.ATTACH_RETENTION_MS));
 
         QueuedThreadPool threads = new QueuedThreadPool(200, 8);
         threads.setName("sluice-gateway");
@@ -97,7 +104,8 @@ public final class Gateway implements AutoCloseable {
                 if (!offered.isEmpty()) {
                     resp.setAcceptedSubProtocol(SUBPROTOCOL);
                 }
-                return new StreamEndpoint(principal, parser, producer, topics, router, outboundBytes, cancelOnDisconnect, clock);
+                return new StreamEndpoint(principal, parser, producer, topics, router, outboundBytes, cancelOnDisconnect, registry,
+                        idempotencyTtl, attachRetention, clock);
             });
         });
         ws.setHandler(new Handler.Abstract() {
@@ -148,6 +156,7 @@ public final class Gateway implements AutoCloseable {
     public void close() throws Exception {
         server.stop();
         router.close();
+        registry.close();
         producer.close(Duration.ofSeconds(5));
     }
 }

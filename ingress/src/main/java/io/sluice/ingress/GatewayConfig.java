@@ -22,6 +22,8 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String OUTBOUND_QUEUE_BYTES = "gateway.outbound.queue.bytes";
     public static final String IDLE_TIMEOUT_MS = "gateway.idle.timeout.ms";
     public static final String CANCEL_ON_DISCONNECT = "gateway.cancel.on.disconnect";
+    public static final String IDEMPOTENCY_TTL_MS = "gateway.idempotency.ttl.ms";
+    public static final String ATTACH_RETENTION_MS = "gateway.attach.retention.ms";
 
     public static final ConfigDef CONFIG = CommonConfig.define()
             .define(ID, Type.STRING, "", Importance.LOW, "Id of this gateway in logs and client ids; empty picks <host>-<pid>.")
@@ -48,7 +50,11 @@ public final class GatewayConfig extends AbstractConfig {
             .define(IDLE_TIMEOUT_MS, Type.LONG, 300_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "A socket with no traffic either way for this long is closed.")
             .define(CANCEL_ON_DISCONNECT, Type.BOOLEAN, true, Importance.MEDIUM,
-                    "Cancel a socket's unfinished requests when it closes, so no decode runs for a client that left.");
+                    "Cancel a socket's unfinished requests when it closes, so no decode runs for a client that left.")
+            .define(IDEMPOTENCY_TTL_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
+                    "How long an idempotency key is remembered: a repeated submit within it gets the first request.")
+            .define(ATTACH_RETENTION_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
+                    "How long after its start a request can be attached to (keep it within the tokens topic's retention).");
 
     public GatewayConfig(Map<?, ?> props) {
         super(CONFIG, props);

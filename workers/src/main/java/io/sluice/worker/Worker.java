@@ -123,8 +123,12 @@ public final class Worker implements AutoCloseable {
         }
     }
 
-    /** What the decode thread keeps for a generation it owns. */
-    private record Active(Work work, String key, long fence) {
+    /**
+     * What the decode thread keeps for a generation it owns. {@code streamId} is the request the
+     * key was first claimed for: a duplicate submitted straight to the topic decodes (if it must)
+     * under that id, so there is one stream, and gets a copy of the outcome under its own id.
+     */
+    private record Active(Work work, String key, long fence, String streamId) {
     }
 
     /** Starts a worker that loads its own model. */
@@ -426,7 +430,7 @@ public final class Worker implements AutoCloseable {
             }
             case DONE, FAILED -> republishOutcome(key, work);
             case ACQUIRED -> {
-                Active active = new Active(work, key, claim.fence());
+                Active active = new Active(work, key, claim.fence(), claim.requestId());
                 GenerationParams params;
                 try {
                     params = paramsOf(req);
@@ -440,10 +444,10 @@ public final class Worker implements AutoCloseable {
                 if (!claim.checkpoint().isEmpty()) {
                     log.info("Resuming {} at seq {} under fence {}", req.getRequestId(), claim.checkpoint().size(), claim.fence());
                 }
-                Generation g = new Generation(req.getRequestId(), params, model.encode(req.getPrompt()), claim.checkpoint(),
+                Generation g = new Generation(active.streamId(), params, model.encode(req.getPrompt()), claim.checkpoint(),
                         model, active);
-                byRequest.put(req.getRequestId(), g);
-                String cancelledBy = recentCancels.remove(req.getRequestId());
+                byRequest.put(active.streamId(), g);
+                String cancelledBy = recentCancels.remove(active.streamId());
                 if (req.getTenant().equals(cancelledBy)) {
                     g.cancel();
                 }
@@ -495,8 +499,9 @@ public final class Worker implements AutoCloseable {
         }
         InferenceResult stored = SluiceCodec.get().decode(outcome, InferenceResult.class);
         if (!stored.getRequestId().equals(work.request.getRequestId())) {
-            // A duplicate submit of a finished key: the outcome belongs to the first request.
-            finished.add(work);
+            // A duplicate of a finished key, submitted straight to the topic: it gets the first
+            // request's outcome under its own id, without a second decode.
+            publishResult(work, InferenceResult.newBuilder(stored).setRequestId(work.request.getRequestId()).build());
             return;
         }
         publishResult(work, stored);
@@ -552,7 +557,7 @@ public final class Worker implements AutoCloseable {
     private void complete(Active a, InferenceRequest req, FinishReason reason, ErrorInfo error, List<Integer> tokens,
             String text, int promptTokens) {
         InferenceResult result = InferenceResult.newBuilder()
-                .setRequestId(req.getRequestId()).setTenant(req.getTenant()).setFinishReason(error == null ? reason : null)
+                .setRequestId(a.streamId()).setTenant(req.getTenant()).setFinishReason(error == null ? reason : null)
                 .setError(error).setText(text).setTokenIds(new ArrayList<>(tokens)).setPromptTokens(promptTokens)
                 .setCompletionTokens(tokens.size()).setFence(a.fence()).setWorkerId(workerId)
                 .setCompletedAt(clock.instant()).build();
@@ -561,6 +566,11 @@ public final class Worker implements AutoCloseable {
             log.warn("Request {} was taken over before it completed (fence {} is stale)", req.getRequestId(), a.fence());
             finished.add(a.work());
             return;
+        }
+        if (!a.streamId().equals(req.getRequestId())) {
+            producer.send(new ProducerRecord<>(topics.tokens(), a.streamId(), result));
+            producer.send(new ProducerRecord<>(topics.results(), a.streamId(), result));
+            result = InferenceResult.newBuilder(result).setRequestId(req.getRequestId()).build();
         }
         publishResult(a.work(), result);
     }

@@ -11,6 +11,7 @@ public final class Scripts {
     public static final String RENEW = load("renew.lua");
     public static final String APPEND = load("append.lua");
     public static final String COMPLETE = load("complete.lua");
+    public static final String REGISTER = load("register.lua");
 
     private Scripts() {
     }

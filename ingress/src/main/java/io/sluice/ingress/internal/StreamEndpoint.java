@@ -6,6 +6,9 @@ import io.sluice.egress.StreamListener;
 import io.sluice.egress.Subscription;
 import io.sluice.egress.TokenRouter;
 import io.sluice.ingress.Authenticator.Principal;
+import io.sluice.idempotency.IdempotencyKeys;
+import io.sluice.idempotency.Submission;
+import io.sluice.idempotency.SubmissionRegistry;
 import io.sluice.ingress.ProtocolError;
 import io.sluice.schemas.Cancel;
 import io.sluice.schemas.InferenceRequest;
@@ -14,6 +17,7 @@ import io.sluice.schemas.TokenEvent;
 import io.sluice.schemas.Topics;
 import org.apache.avro.specific.SpecificRecord;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -35,6 +39,9 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private final String requestsTopic;
     private final String controlTopic;
     private final boolean cancelOnDisconnect;
+    private final SubmissionRegistry registry;
+    private final Duration idempotencyTtl;
+    private final Duration attachRetention;
     private final TokenRouter router;
     private final long outboundBytes;
     private final Clock clock;
@@ -42,13 +49,17 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private Outbox outbox;
 
     public StreamEndpoint(Principal principal, GenerateParser parser, Producer<String, SpecificRecord> producer,
-            Topics topics, TokenRouter router, long outboundBytes, boolean cancelOnDisconnect, Clock clock) {
+            Topics topics, TokenRouter router, long outboundBytes, boolean cancelOnDisconnect, SubmissionRegistry registry,
+            Duration idempotencyTtl, Duration attachRetention, Clock clock) {
         this.principal = principal;
         this.parser = parser;
         this.producer = producer;
         this.requestsTopic = topics.requests();
         this.controlTopic = topics.control();
         this.cancelOnDisconnect = cancelOnDisconnect;
+        this.registry = registry;
+        this.idempotencyTtl = idempotencyTtl;
+        this.attachRetention = attachRetention;
         this.router = router;
         this.outboundBytes = outboundBytes;
         this.clock = clock;
@@ -82,8 +93,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
                 case "generate" -> generate(msg, clientId);
                 case "ping" -> outbox.offer(Frames.pong());
                 case "cancel" -> cancel(msg, clientId);
-                case "attach" -> throw new ProtocolError(ProtocolError.Code.invalid_request,
-                        "type: attach is not supported by this gateway yet", false);
+                case "attach" -> attach(msg);
                 default -> throw ProtocolError.invalid("type", "unknown message type '" + type.asText()
                         + "'; expected generate, cancel, attach or ping");
             }
@@ -98,6 +108,33 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         }
         String requestId = UUID.randomUUID().toString();
         InferenceRequest request = parser.parse(msg, requestId, principal.tenant(), principal.subject(), clock.instant());
+        long now = request.getCreatedAt().toEpochMilli();
+        boolean keyed = (request.getIdempotencyKey() != null && !request.getIdempotencyKey().isEmpty())
+                || request.getMetadata().containsKey(IdempotencyKeys.BUSINESS_ID);
+        if (keyed) {
+            String key = IdempotencyKeys.keyFor(principal.tenant(), requestId, request.getIdempotencyKey(), request.getMetadata());
+            String digest = RequestDigest.of(request);
+            Submission first = null;
+            try {
+                first = registry.register(key, requestId, digest, principal.tenant(), now, idempotencyTtl);
+            } catch (RuntimeException redisDown) {
+                // Without the registry the submit goes ahead; the workers' claim still decodes the key once.
+                log.warn("Idempotency registry unavailable ({}); submitting {} without it", redisDown.toString(), requestId);
+            }
+            if (first != null && !first.isNew()) {
+                if (!first.digest().equals(digest)) {
+                    throw ProtocolError.invalid("idempotency_key", "already used with different parameters");
+                }
+                follow(first.requestId(), -1, first.createdAtMillis(), Frames.accepted(clientId, first.requestId(), true));
+                return;
+            }
+        }
+        try {
+            registry.index(requestId, principal.tenant(), now, attachRetention);
+        } catch (RuntimeException redisDown) {
+            log.warn("Request index unavailable ({}); {} cannot be attached to from another socket", redisDown.toString(),
+                    requestId);
+        }
         // Subscribe before producing so no event of this request can pass unseen; hold events until
         // the client has its accepted frame.
         PendingStream stream = new PendingStream();
@@ -114,6 +151,62 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
                 stream.accept(Frames.accepted(clientId, requestId, false));
             }
         });
+    }
+
+    /** Streams a request that already exists, from its history on, after {@code firstFrame} (if any). */
+    private void follow(String requestId, int afterSeq, long sinceMillis, String firstFrame) throws ProtocolError {
+        PendingStream stream = new PendingStream();
+        if (firstFrame == null) {
+            stream.accept(null);
+        }
+        Subscription sub;
+        try {
+            sub = router.subscribeFromHistory(requestId, afterSeq, stream, sinceMillis);
+        } catch (java.util.concurrent.RejectedExecutionException busy) {
+            throw new ProtocolError(ProtocolError.Code.overloaded, "attach: too many replays under way, retry shortly", true);
+        }
+        Subscription previous = streams.put(requestId, sub);
+        if (previous != null) {
+            previous.cancel();
+        }
+        if (firstFrame != null) {
+            stream.accept(firstFrame);
+        }
+    }
+
+    private void attach(JsonNode msg) throws ProtocolError {
+        if (!principal.may("infer")) {
+            throw new ProtocolError(ProtocolError.Code.forbidden, "scope: attach needs the infer scope", false);
+        }
+        for (java.util.Iterator<String> it = msg.fieldNames(); it.hasNext(); ) {
+            String name = it.next();
+            if (!name.equals("type") && !name.equals("request_id") && !name.equals("after_seq") && !name.equals("id")) {
+                throw ProtocolError.invalid(name, "unknown field");
+            }
+        }
+        JsonNode id = msg.get("request_id");
+        if (id == null || !id.isTextual() || id.asText().isEmpty()) {
+            throw ProtocolError.invalid("request_id", "required: the request_id to attach to");
+        }
+        JsonNode after = msg.get("after_seq");
+        int afterSeq = -1;
+        if (after != null && !after.isNull()) {
+            if (!after.isIntegralNumber() || !after.canConvertToInt() || after.asInt() < -1) {
+                throw ProtocolError.invalid("after_seq", "must be an integer of at least -1");
+            }
+            afterSeq = after.asInt();
+        }
+        java.util.Optional<Submission> known;
+        try {
+            known = registry.lookup(id.asText());
+        } catch (RuntimeException redisDown) {
+            throw new ProtocolError(ProtocolError.Code.overloaded, "attach: request index unavailable, retry shortly", true);
+        }
+        // Another tenant's request looks exactly like one that does not exist.
+        if (known.isEmpty() || !known.get().tenant().equals(principal.tenant())) {
+            throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request", false);
+        }
+        follow(id.asText(), afterSeq, known.get().createdAtMillis(), null);
     }
 
     private void cancel(JsonNode msg, String clientId) throws ProtocolError {
@@ -148,8 +241,14 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private final class PendingStream implements StreamListener {
         private List<String> early = new ArrayList<>();
 
+        /** Releases the stream, after {@code acceptedFrame} when there is one. */
         synchronized void accept(String acceptedFrame) {
-            outbox.offer(acceptedFrame);
+            if (early == null) {
+                return;
+            }
+            if (acceptedFrame != null) {
+                outbox.offer(acceptedFrame);
+            }
             early.forEach(outbox::offer);
             early = null;
         }

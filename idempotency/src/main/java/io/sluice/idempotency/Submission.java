@@ -1,0 +1,13 @@
+package io.sluice.idempotency;
+
+/**
+ * What a gateway learns when it registers a submission.
+ *
+ * @param isNew true for the first submission of its key (or of its request id)
+ * @param requestId the first submission's request id
+ * @param digest the first submission's parameter digest
+ * @param tenant the first submission's tenant
+ * @param createdAtMillis when the first submission was accepted
+ */
+public record Submission(boolean isNew, String requestId, String digest, String tenant, long createdAtMillis) {
+}

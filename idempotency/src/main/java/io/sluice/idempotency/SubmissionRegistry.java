@@ -1,0 +1,28 @@
+package io.sluice.idempotency;
+
+import java.time.Duration;
+import java.util.Optional;
+
+/**
+ * The gateways' shared memory of what was submitted: by idempotency key, so a repeated submit is
+ * answered with the first request instead of a second decode; and by request id, so any gateway
+ * can find a request's owner and start time to let a client re-attach to it.
+ */
+public interface SubmissionRegistry extends AutoCloseable {
+
+    /**
+     * Records a submission under {@code key} unless one is there; atomic across gateways.
+     *
+     * @param digest a digest of the request's parameters, to tell a retry from a different request
+     */
+    Submission register(String key, String requestId, String digest, String tenant, long createdAtMillis, Duration ttl);
+
+    /** Remembers a request by its id (tenant, start time) for {@code ttl}. */
+    void index(String requestId, String tenant, long createdAtMillis, Duration ttl);
+
+    /** A request remembered by {@link #index}, if still known. */
+    Optional<Submission> lookup(String requestId);
+
+    @Override
+    void close();
+}
