@@ -59,6 +59,15 @@ public interface IdempotencyStore extends AutoCloseable {
      */
     boolean complete(String key, long fence, boolean failed, byte[] outcome);
 
+    /**
+     * Records an outcome reached without a claim, while Redis was unavailable, so the key is not
+     * decoded again once Redis is back. A claim {@code owner} itself made for {@code requestId}
+     * (a call that timed out but ran) does not count as a conflict.
+     *
+     * @return false when the key was claimed in the meantime: a second decode may be under way
+     */
+    boolean reconcile(String key, String requestId, String owner, boolean failed, byte[] outcome);
+
     /** The stored outcome of a finished key, or null. */
     byte[] outcome(String key);
 

@@ -12,6 +12,8 @@ import redis.clients.jedis.HostAndPort;
 import redis.clients.jedis.RedisClient;
 import redis.clients.jedis.RedisClusterClient;
 import redis.clients.jedis.AbstractPipeline;
+import redis.clients.jedis.DefaultJedisClientConfig;
+import redis.clients.jedis.JedisClientConfig;
 import redis.clients.jedis.Response;
 import redis.clients.jedis.UnifiedJedis;
 
@@ -41,12 +43,22 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
      * to a Redis Cluster through that seed node.
      */
     public static RedisIdempotencyStore connect(URI uri, String namespace, Duration ttl) {
+        return connect(uri, namespace, ttl, Duration.ofMillis(2000));
+    }
+
+    /**
+     * As {@link #connect(URI, String, Duration)}, with a bound on how long one call may wait: a
+     * caller with a policy for Redis outages wants to learn of one quickly.
+     */
+    public static RedisIdempotencyStore connect(URI uri, String namespace, Duration ttl, Duration timeout) {
+        JedisClientConfig config = DefaultJedisClientConfig.builder()
+                .socketTimeoutMillis((int) timeout.toMillis()).connectionTimeoutMillis((int) timeout.toMillis()).build();
         UnifiedJedis client;
         if ("redis-cluster".equals(uri.getScheme())) {
-            client = RedisClusterClient.create(
-                    Set.of(new HostAndPort(uri.getHost(), uri.getPort())));
+            client = RedisClusterClient.builder().nodes(Set.of(new HostAndPort(uri.getHost(), uri.getPort())))
+                    .clientConfig(config).build();
         } else {
-            client = RedisClient.create(uri);
+            client = RedisClient.builder().hostAndPort(uri.getHost(), uri.getPort()).clientConfig(config).build();
         }
         return new RedisIdempotencyStore(client, namespace, ttl);
     }
@@ -135,6 +147,13 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
     public boolean complete(String key, long fence, boolean failed, byte[] outcome) {
         Object r = redis.eval(Scripts.COMPLETE, keys(key), List.of(String.valueOf(fence), failed ? "FAILED" : "DONE",
                 Base64.getEncoder().encodeToString(outcome), String.valueOf(ttl.toMillis())));
+        return ((Long) r) == 1L;
+    }
+
+    @Override
+    public boolean reconcile(String key, String requestId, String owner, boolean failed, byte[] outcome) {
+        Object r = redis.eval(Scripts.RECONCILE, List.of(keys(key).get(0)), List.of(requestId, failed ? "FAILED" : "DONE",
+                Base64.getEncoder().encodeToString(outcome), String.valueOf(ttl.toMillis()), owner));
         return ((Long) r) == 1L;
     }
 

@@ -90,4 +90,31 @@ class RedisIdempotencyStoreTest {
                 .isEqualTo("t:b:summarise:3");
         assertThat(IdempotencyKeys.keyFor("t", "r", "", Map.of())).isEqualTo("t:r:r");
     }
+
+    @Test
+    void theHolderItselfMayClaimAgainAtOnceUnderAHigherFence() {
+        String key = key();
+        Claim first = store.claim(key, "r1", "w1", Duration.ofSeconds(30));
+        store.append(key, first.fence(), 0, List.of(5, 6));
+        Claim again = store.claim(key, "r1", "w1", Duration.ofSeconds(30));
+        assertThat(again.state()).isEqualTo(Claim.State.ACQUIRED);
+        assertThat(again.fence()).isEqualTo(2);
+        assertThat(again.checkpoint()).containsExactly(5, 6);
+        assertThat(store.append(key, first.fence(), 2, List.of(7))).as("the old fence is refused").isEqualTo(-1);
+    }
+
+    @Test
+    void anOutcomeReachedWithoutAClaimIsRecordedUnlessTheKeyWasClaimedMeanwhile() {
+        String unclaimed = key();
+        assertThat(store.reconcile(unclaimed, "r1", "w1", false, "out".getBytes(StandardCharsets.UTF_8))).isTrue();
+        assertThat(store.claim(unclaimed, "r2", "w2", Duration.ofSeconds(1)).state()).isEqualTo(Claim.State.DONE);
+        String claimed = key();
+        store.claim(claimed, "r1", "w1", Duration.ofSeconds(30));
+        assertThat(store.reconcile(claimed, "r1", "w9", false, new byte[0])).as("conflict reported").isFalse();
+        // A claim whose call timed out but ran once Redis answered is the reconciler's own.
+        String own = key();
+        store.claim(own, "r1", "w1", Duration.ofSeconds(30));
+        assertThat(store.reconcile(own, "r1", "w1", false, "out".getBytes(StandardCharsets.UTF_8))).isTrue();
+        assertThat(store.claim(own, "r1", "w2", Duration.ofSeconds(1)).state()).isEqualTo(Claim.State.DONE);
+    }
 }

@@ -128,8 +128,54 @@ public final class Worker implements AutoCloseable {
      * key was first claimed for: a duplicate submitted straight to the topic decodes (if it must)
      * under that id, so there is one stream, and gets a copy of the outcome under its own id.
      */
-    private record Active(Work work, String key, long fence, String streamId) {
+    private static final class Active {
+        final Work work;
+        final String key;
+        final long fence;
+        final String streamId;
+        /** False once this generation runs without a claim (a Redis outage under fail-open). */
+        boolean claimed;
+
+        Active(Work work, String key, long fence, String streamId, boolean claimed) {
+            this.work = work;
+            this.key = key;
+            this.fence = fence;
+            this.streamId = streamId;
+            this.claimed = claimed;
+        }
+
+        Work work() {
+            return work;
+        }
+
+        String key() {
+            return key;
+        }
+
+        long fence() {
+            return fence;
+        }
+
+        String streamId() {
+            return streamId;
+        }
     }
+
+    /** An outcome reached without a claim, to record in Redis once it answers again. */
+    private record Reconcile(String key, String requestId, boolean failed, byte[] outcome) {
+    }
+
+    /** What to do with a request while Redis is unavailable. */
+    private enum OutagePolicy { FAIL_CLOSED, FAIL_OPEN }
+
+    private static final long REDIS_PROBE_NANOS = TimeUnit.SECONDS.toNanos(1);
+    private static final int MAX_RECONCILE = 100_000;
+    private final Map<Tier, OutagePolicy> outagePolicy = new java.util.EnumMap<>(Tier.class);
+    private final ArrayDeque<Reconcile> reconcile = new ArrayDeque<>();
+    private long redisDownSince = -1;
+    private long redisProbeAt;
+    private long decodedWithoutClaim;
+    private long reconcileConflicts;
 
     /** Starts a worker that loads its own model. */
     public static Worker start(WorkerConfig config) {
@@ -153,7 +199,10 @@ public final class Worker implements AutoCloseable {
         this.lease = Duration.ofMillis(config.getLong(WorkerConfig.LEASE_MS));
         this.queue = new WorkQueue<>(config.getInt(WorkerConfig.QUEUE_CAPACITY));
         this.store = RedisIdempotencyStore.connect(URI.create(config.getString(CommonConfig.REDIS_URI)),
-                "sluice:", Duration.ofMillis(config.getLong(WorkerConfig.IDEMPOTENCY_TTL_MS)));
+                "sluice:", Duration.ofMillis(config.getLong(WorkerConfig.IDEMPOTENCY_TTL_MS)),
+                Duration.ofMillis(config.getInt(WorkerConfig.REDIS_TIMEOUT_MS)));
+        outagePolicy.put(Tier.financial, policy(config.getString(WorkerConfig.REDIS_OUTAGE_FINANCIAL)));
+        outagePolicy.put(Tier.operational, policy(config.getString(WorkerConfig.REDIS_OUTAGE_OPERATIONAL)));
         String bootstrap = config.getString(CommonConfig.BOOTSTRAP_SERVERS);
         this.producer = new KafkaProducer<>(Map.of(
                 ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
@@ -374,11 +423,74 @@ public final class Worker implements AutoCloseable {
                     renewLeases();
                     lastRenew = System.nanoTime();
                 }
+                reconcilePending();
             }
         } catch (InterruptedException ex) {
             Thread.currentThread().interrupt();
         } catch (RuntimeException ex) {
             log.error("Decode loop stopped", ex);
+        }
+    }
+
+    private static OutagePolicy policy(String value) {
+        return "fail-open".equals(value) ? OutagePolicy.FAIL_OPEN : OutagePolicy.FAIL_CLOSED;
+    }
+
+    /** Whether to call Redis now: always while it answers, once a second while it does not. */
+    private boolean redisWorth() {
+        return redisDownSince < 0 || System.nanoTime() >= redisProbeAt;
+    }
+
+    private void redisFailed(RuntimeException e) {
+        if (redisDownSince < 0) {
+            redisDownSince = System.nanoTime();
+            log.warn("Redis unavailable ({}): financial requests {}, operational requests {}", e.toString(),
+                    describe(outagePolicy.get(Tier.financial)), describe(outagePolicy.get(Tier.operational)));
+        }
+        redisProbeAt = System.nanoTime() + REDIS_PROBE_NANOS;
+    }
+
+    private static String describe(OutagePolicy p) {
+        return p == OutagePolicy.FAIL_CLOSED ? "wait (fail-closed)" : "decode without claims (fail-open)";
+    }
+
+    private void redisAnswered() {
+        if (redisDownSince >= 0) {
+            log.info("Redis answers again after {} ms; {} outcomes decoded without a claim to reconcile",
+                    (System.nanoTime() - redisDownSince) / 1_000_000, reconcile.size());
+            redisDownSince = -1;
+        }
+    }
+
+    /** Requests decoded without a claim during Redis outages (fail-open), since start. */
+    public long decodedWithoutClaim() {
+        return decodedWithoutClaim;
+    }
+
+    /** Outcomes decoded without a claim whose key was claimed by someone else before they could be recorded. */
+    public long reconcileConflicts() {
+        return reconcileConflicts;
+    }
+
+    private void retryLater(Work work, long millis) {
+        work.dueNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        waiting.add(work);
+    }
+
+    private void reconcilePending() {
+        while (!reconcile.isEmpty() && redisWorth()) {
+            Reconcile r = reconcile.peek();
+            try {
+                if (!store.reconcile(r.key(), r.requestId(), workerId, r.failed(), r.outcome())) {
+                    reconcileConflicts++;
+                    log.error("Request {} was decoded without a claim while Redis was unavailable and its key was "
+                            + "claimed again since: it may have been decoded twice", r.requestId());
+                }
+                reconcile.poll();
+                redisAnswered();
+            } catch (RuntimeException e) {
+                redisFailed(e);
+            }
         }
     }
 
@@ -401,6 +513,12 @@ public final class Worker implements AutoCloseable {
         while (e.hasRoom()) {
             Work work = waiting.poll();
             if (work == null) {
+                if (waiting.size() >= config.getInt(WorkerConfig.QUEUE_CAPACITY)) {
+                    // Enough requests wait for a retry (a Redis outage, leases held elsewhere): take no
+                    // more, so the queue fills and the partitions pause instead of memory growing.
+                    Thread.sleep(5);
+                    return;
+                }
                 // Block briefly only when there is nothing to decode; otherwise never stall the batch.
                 work = queue.poll(e.size() == 0 ? 20 : 0, TimeUnit.MILLISECONDS);
             }
@@ -421,7 +539,19 @@ public final class Worker implements AutoCloseable {
     private void start(BatchEngine e, Work work) {
         InferenceRequest req = work.request;
         String key = IdempotencyKeys.keyFor(req.getTenant(), req.getRequestId(), req.getIdempotencyKey(), req.getMetadata());
-        Claim claim = store.claim(key, req.getRequestId(), workerId, lease);
+        Claim claim = null;
+        if (redisWorth()) {
+            try {
+                claim = store.claim(key, req.getRequestId(), workerId, lease);
+                redisAnswered();
+            } catch (RuntimeException unavailable) {
+                redisFailed(unavailable);
+            }
+        }
+        if (claim == null) {
+            startWithoutClaim(e, work, key);
+            return;
+        }
         switch (claim.state()) {
             case BUSY -> {
                 // Another worker holds a live lease: look again once it could have lapsed.
@@ -430,7 +560,7 @@ public final class Worker implements AutoCloseable {
             }
             case DONE, FAILED -> republishOutcome(key, work);
             case ACQUIRED -> {
-                Active active = new Active(work, key, claim.fence(), claim.requestId());
+                Active active = new Active(work, key, claim.fence(), claim.requestId(), true);
                 GenerationParams params;
                 try {
                     params = paramsOf(req);
@@ -457,6 +587,28 @@ public final class Worker implements AutoCloseable {
         }
     }
 
+    /** Redis did not answer the claim: wait (fail-closed) or decode without a claim (fail-open). */
+    private void startWithoutClaim(BatchEngine e, Work work, String key) {
+        InferenceRequest req = work.request;
+        if (outagePolicy.get(req.getTier()) == OutagePolicy.FAIL_CLOSED) {
+            retryLater(work, 500);
+            return;
+        }
+        GenerationParams params;
+        try {
+            params = paramsOf(req);
+        } catch (IllegalArgumentException invalid) {
+            retryLater(work, 500); // decided once Redis can record the outcome
+            return;
+        }
+        decodedWithoutClaim++;
+        log.warn("Decoding {} without a claim (Redis unavailable, {} tier is fail-open)", req.getRequestId(), req.getTier());
+        Active active = new Active(work, key, 0L, req.getRequestId(), false);
+        Generation g = new Generation(req.getRequestId(), params, model.encode(req.getPrompt()), List.of(), model, active);
+        byRequest.put(req.getRequestId(), g);
+        e.add(g);
+    }
+
     GenerationParams paramsOf(InferenceRequest req) {
         int maxTokens = Math.min(req.getMaxTokens(), config.getInt(WorkerConfig.MAX_TOKENS_LIMIT));
         // Without a seed, the request id seeds sampling: a takeover still continues the same way.
@@ -473,13 +625,18 @@ public final class Worker implements AutoCloseable {
         List<Generation> gens = new ArrayList<>(byRequest.values());
         List<String> keys = new ArrayList<>();
         List<Long> fences = new ArrayList<>();
+        gens.removeIf(g -> !((Active) g.attachment()).claimed);
         for (Generation g : gens) {
             Active a = (Active) g.attachment();
             keys.add(a.key());
             fences.add(a.fence());
         }
+        if (gens.isEmpty() || !redisWorth()) {
+            return;
+        }
         try {
             boolean[] current = store.renewAll(keys, fences, lease);
+            redisAnswered();
             for (int i = 0; i < current.length; i++) {
                 if (!current[i]) {
                     log.warn("Lost the claim on {}; stopping it", gens.get(i).id());
@@ -487,12 +644,19 @@ public final class Worker implements AutoCloseable {
                 }
             }
         } catch (RuntimeException e) {
-            log.warn("Lease renewal failed: {}", e.toString());
+            redisFailed(e);
         }
     }
 
     private void republishOutcome(String key, Work work) {
-        byte[] outcome = store.outcome(key);
+        byte[] outcome;
+        try {
+            outcome = store.outcome(key);
+        } catch (RuntimeException unavailable) {
+            redisFailed(unavailable);
+            retryLater(work, 500);
+            return;
+        }
         if (outcome == null) {
             finished.add(work);
             return;
@@ -513,20 +677,43 @@ public final class Worker implements AutoCloseable {
             List<IdempotencyStore.Append> appends = new ArrayList<>();
             List<StepToken> checkpointed = new ArrayList<>();
             for (StepToken t : tokens) {
-                if (!t.replayed()) {
-                    Active a = (Active) t.generation().attachment();
+                Active a = (Active) t.generation().attachment();
+                if (!t.replayed() && a.claimed) {
                     appends.add(new IdempotencyStore.Append(a.key(), a.fence(), t.seq(), List.of(t.tokenId())));
                     checkpointed.add(t);
                 }
             }
-            // Write-ahead: one round trip for the whole step, before any of its tokens is published.
-            long[] results = store.appendAll(appends);
             Set<Generation> aborted = new HashSet<>();
-            for (int i = 0; i < results.length; i++) {
-                if (results[i] < 0) {
+            if (!appends.isEmpty()) {
+                long[] results = null;
+                if (redisWorth()) {
+                    try {
+                        // Write-ahead: one round trip for the whole step, before any of its tokens is published.
+                        results = store.appendAll(appends);
+                        redisAnswered();
+                    } catch (RuntimeException unavailable) {
+                        redisFailed(unavailable);
+                    }
+                }
+                for (int i = 0; i < checkpointed.size(); i++) {
                     Generation g = checkpointed.get(i).generation();
-                    log.warn("Request {} was taken over by another worker; stopping it here", g.id());
-                    aborted.add(g);
+                    Active a = (Active) g.attachment();
+                    if (results != null && results[i] < 0) {
+                        log.warn("Request {} was taken over by another worker; stopping it here", g.id());
+                        aborted.add(g);
+                        finished.add(a.work());
+                    } else if (results == null) {
+                        if (outagePolicy.get(a.work().request.getTier()) == OutagePolicy.FAIL_CLOSED) {
+                            // Nothing is published without its checkpoint: stop, and resume from the
+                            // checkpoint once Redis answers (the claim is ours to take again at once).
+                            aborted.add(g);
+                            retryLater(a.work(), 500);
+                        } else {
+                            a.claimed = false;
+                            decodedWithoutClaim++;
+                            log.warn("Continuing {} without a claim (Redis unavailable, fail-open)", g.id());
+                        }
+                    }
                 }
             }
             for (StepToken t : tokens) {
@@ -541,7 +728,6 @@ public final class Worker implements AutoCloseable {
             }
             for (Generation g : aborted) {
                 byRequest.remove(g.id());
-                finished.add(((Active) g.attachment()).work());
             }
             return aborted;
         }
@@ -561,11 +747,32 @@ public final class Worker implements AutoCloseable {
                 .setError(error).setText(text).setTokenIds(new ArrayList<>(tokens)).setPromptTokens(promptTokens)
                 .setCompletionTokens(tokens.size()).setFence(a.fence()).setWorkerId(workerId)
                 .setCompletedAt(clock.instant()).build();
-        // The outcome is recorded before it is published: a crash in between republishes it, never re-decodes.
-        if (!store.complete(a.key(), a.fence(), error != null, SluiceCodec.get().encode(result))) {
-            log.warn("Request {} was taken over before it completed (fence {} is stale)", req.getRequestId(), a.fence());
-            finished.add(a.work());
-            return;
+        byte[] encoded = SluiceCodec.get().encode(result);
+        if (!a.claimed) {
+            reconcileLater(new Reconcile(a.key(), a.streamId(), error != null, encoded));
+        } else {
+            // The outcome is recorded before it is published: a crash in between republishes it, never re-decodes.
+            Boolean recorded = null;
+            if (redisWorth()) {
+                try {
+                    recorded = store.complete(a.key(), a.fence(), error != null, encoded);
+                    redisAnswered();
+                } catch (RuntimeException unavailable) {
+                    redisFailed(unavailable);
+                }
+            }
+            if (recorded == null) {
+                if (outagePolicy.get(req.getTier()) == OutagePolicy.FAIL_CLOSED) {
+                    // Claim it again when Redis answers: the checkpoint replays to the same end.
+                    retryLater(a.work(), 500);
+                    return;
+                }
+                reconcileLater(new Reconcile(a.key(), a.streamId(), error != null, encoded));
+            } else if (!recorded) {
+                log.warn("Request {} was taken over before it completed (fence {} is stale)", req.getRequestId(), a.fence());
+                finished.add(a.work());
+                return;
+            }
         }
         if (!a.streamId().equals(req.getRequestId())) {
             producer.send(new ProducerRecord<>(topics.tokens(), a.streamId(), result));
@@ -573,6 +780,15 @@ public final class Worker implements AutoCloseable {
             result = InferenceResult.newBuilder(result).setRequestId(req.getRequestId()).build();
         }
         publishResult(a.work(), result);
+    }
+
+    private void reconcileLater(Reconcile r) {
+        if (reconcile.size() >= MAX_RECONCILE) {
+            Reconcile dropped = reconcile.poll();
+            log.error("Too many outcomes waiting for Redis; {} will not be recorded and may be decoded again",
+                    dropped.requestId());
+        }
+        reconcile.add(r);
     }
 
     private void publishResult(Work work, InferenceResult result) {

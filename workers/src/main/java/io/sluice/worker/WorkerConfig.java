@@ -22,6 +22,9 @@ public final class WorkerConfig extends AbstractConfig {
     public static final String MAX_TOKENS_LIMIT = "worker.max.tokens.limit";
     public static final String IDEMPOTENCY_TTL_MS = "idempotency.ttl.ms";
     public static final String MAX_BATCH = "worker.max.batch";
+    public static final String REDIS_OUTAGE_FINANCIAL = "worker.redis.outage.financial";
+    public static final String REDIS_OUTAGE_OPERATIONAL = "worker.redis.outage.operational";
+    public static final String REDIS_TIMEOUT_MS = "worker.redis.timeout.ms";
     public static final String GROUP_INSTANCE_ID = "worker.group.instance.id";
     public static final String SESSION_TIMEOUT_MS = "worker.session.timeout.ms";
     public static final String MAX_TOKENS_IN_FLIGHT = "worker.max.tokens.in.flight";
@@ -56,6 +59,13 @@ public final class WorkerConfig extends AbstractConfig {
             .define(SESSION_TIMEOUT_MS, Type.INT, 45_000, Range.between(3_000, 1_800_000), Importance.MEDIUM,
                     "Kafka consumer session timeout: how long a silent worker keeps its partitions before the group "
                             + "moves them.")
+            .define(REDIS_OUTAGE_FINANCIAL, Type.STRING, "fail-closed", ConfigDef.ValidString.in("fail-closed", "fail-open"),
+                    Importance.HIGH, "While Redis is unavailable, financial requests wait (fail-closed: nothing is decoded "
+                            + "without a claim) or decode without a claim and are reconciled after (fail-open).")
+            .define(REDIS_OUTAGE_OPERATIONAL, Type.STRING, "fail-open", ConfigDef.ValidString.in("fail-closed", "fail-open"),
+                    Importance.HIGH, "The same choice for operational requests.")
+            .define(REDIS_TIMEOUT_MS, Type.INT, 500, Range.between(50, 60_000), Importance.MEDIUM,
+                    "Longest wait for one Redis call before Redis counts as unavailable.")
             .define(MAX_BATCH, Type.INT, 32, Range.between(1, 4096), Importance.HIGH,
                     "Most sequences decoding together; requests join and leave the batch at every step.")
             .define(MAX_TOKENS_IN_FLIGHT, Type.INT, 32_768, Range.atLeast(1), Importance.MEDIUM,

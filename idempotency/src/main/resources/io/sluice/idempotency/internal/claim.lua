@@ -19,10 +19,13 @@ if state ~= 'RUNNING' then
   return {state, fence, first, 0, redis.call('LRANGE', KEYS[2], 0, -1)}
 end
 local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until'))
-if lease_until > now then
+local owner = redis.call('HGET', KEYS[1], 'owner')
+-- The holder itself may claim again at once (it stopped its own generation, say during a Redis
+-- outage); anyone else waits for the lease to lapse.
+if lease_until > now and owner ~= ARGV[2] then
   return {'BUSY', fence, first, lease_until - now, {}}
 end
--- The holder's lease lapsed: take over under a higher fence, so its late writes are refused.
+-- Take over under a higher fence, so every write under the old one is refused.
 fence = fence + 1
 redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'fence', fence, 'lease_until', now + lease)
 redis.call('PEXPIRE', KEYS[1], ttl)
