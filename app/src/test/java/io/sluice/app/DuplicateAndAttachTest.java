@@ -227,4 +227,30 @@ class DuplicateAndAttachTest {
             assertThat(hidden.path("message").asText()).isEqualTo(missing.path("message").asText());
         }
     }
+
+    @Test
+    void aRepeatThroughAnotherGatewayAndAnAttachThereGetTheSameRequest() throws Exception {
+        java.util.Map<String, Object> g = new java.util.HashMap<>();
+        g.put(io.sluice.schemas.CommonConfig.BOOTSTRAP_SERVERS, SharedInfra.get().bootstrapServers());
+        g.put(io.sluice.schemas.CommonConfig.REDIS_URI, SharedInfra.get().redisUri());
+        g.put(io.sluice.schemas.CommonConfig.TOPIC_PREFIX, pipeline.topics.prefix());
+        g.put(io.sluice.ingress.GatewayConfig.PORT, 0);
+        g.put(io.sluice.ingress.GatewayConfig.JWT_SECRET, InProcessPipeline.SECRET);
+        String key = UUID.randomUUID().toString();
+        String token = pipeline.token("acme");
+        try (io.sluice.ingress.Gateway second = io.sluice.ingress.Gateway.start(new io.sluice.ingress.GatewayConfig(g));
+             WsClient a = WsClient.connect(pipeline.gateway.url(), token);
+             WsClient b = WsClient.connect(second.url(), token)) {
+            Stream first = submit(a, generate(key, "The river", 15));
+            Stream repeat = submit(b, generate(key, "The river", 15));
+            assertThat(repeat.duplicate()).isTrue();
+            assertThat(repeat.requestId()).isEqualTo(first.requestId());
+            assertThat(repeat.text()).isEqualTo(first.text());
+            assertWhole(repeat);
+            b.send("{\"type\":\"attach\",\"request_id\":\"" + first.requestId() + "\",\"after_seq\":-1}");
+            Stream attached = readStream(b, first.requestId(), false);
+            assertWhole(attached);
+            assertThat(attached.text()).isEqualTo(first.text());
+        }
+    }
 }

@@ -101,6 +101,8 @@ class RedisIdempotencyStoreTest {
         assertThat(again.fence()).isEqualTo(2);
         assertThat(again.checkpoint()).containsExactly(5, 6);
         assertThat(store.append(key, first.fence(), 2, List.of(7))).as("the old fence is refused").isEqualTo(-1);
+        assertThat(store.claim(key, "another-request", "w1", Duration.ofSeconds(30)).state())
+                .as("another request of the key waits, even on the same worker").isEqualTo(Claim.State.BUSY);
     }
 
     @Test

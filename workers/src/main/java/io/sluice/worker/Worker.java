@@ -539,6 +539,11 @@ public final class Worker implements AutoCloseable {
     private void start(BatchEngine e, Work work) {
         InferenceRequest req = work.request;
         String key = IdempotencyKeys.keyFor(req.getTenant(), req.getRequestId(), req.getIdempotencyKey(), req.getMetadata());
+        if (byRequest.containsKey(req.getRequestId())) {
+            // Redelivered while this worker still decodes it: look again once that ends.
+            retryLater(work, 200);
+            return;
+        }
         Claim claim = null;
         if (redisWorth()) {
             try {

@@ -20,9 +20,9 @@ if state ~= 'RUNNING' then
 end
 local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until'))
 local owner = redis.call('HGET', KEYS[1], 'owner')
--- The holder itself may claim again at once (it stopped its own generation, say during a Redis
--- outage); anyone else waits for the lease to lapse.
-if lease_until > now and owner ~= ARGV[2] then
+-- The holder itself may claim the same request again at once (it stopped its own generation,
+-- say during a Redis outage); anyone else, and any other request of the key, waits for the lease.
+if lease_until > now and not (owner == ARGV[2] and first == ARGV[1]) then
   return {'BUSY', fence, first, lease_until - now, {}}
 end
 -- Take over under a higher fence, so every write under the old one is refused.
