@@ -21,11 +21,18 @@ public final class WsClient implements AutoCloseable {
     private Session session;
 
     static WsClient connect(String url, String token) throws Exception {
+        return connect(url, token, null);
+    }
+
+    static WsClient connect(String url, String token, String origin) throws Exception {
         WsClient c = new WsClient();
         c.client.start();
         ClientUpgradeRequest req = new ClientUpgradeRequest();
         if (token != null) {
             req.setHeader("Authorization", "Bearer " + token);
+        }
+        if (origin != null) {
+            req.setHeader("Origin", origin);
         }
         req.setSubProtocols("sluice.v1.json");
         c.session = c.client.connect(new Recorder(c.frames, c.closes), URI.create(url), req).get(10, TimeUnit.SECONDS);
@@ -68,6 +75,15 @@ public final class WsClient implements AutoCloseable {
             throw new AssertionError("No frame within " + timeout + " while awaiting " + awaiting);
         }
         return n;
+    }
+
+    /** The close code and reason, once the server closed the socket. */
+    String awaitClose(Duration timeout) throws InterruptedException {
+        String close = closes.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        if (close == null) {
+            throw new AssertionError("socket not closed within " + timeout);
+        }
+        return close;
     }
 
     boolean isOpen() {

@@ -4,7 +4,10 @@ import com.nimbusds.jose.JOSEException;
 import com.nimbusds.jose.JWSAlgorithm;
 import com.nimbusds.jose.JWSHeader;
 import com.nimbusds.jose.crypto.MACSigner;
-import com.nimbusds.jose.jwk.source.ImmutableSecret;
+import com.nimbusds.jose.jwk.JWK;
+import com.nimbusds.jose.jwk.JWKSet;
+import com.nimbusds.jose.jwk.OctetSequenceKey;
+import com.nimbusds.jose.jwk.source.ImmutableJWKSet;
 import com.nimbusds.jose.proc.BadJOSEException;
 import com.nimbusds.jose.proc.JWSVerificationKeySelector;
 import com.nimbusds.jose.proc.SecurityContext;
@@ -12,18 +15,24 @@ import com.nimbusds.jwt.JWTClaimsSet;
 import com.nimbusds.jwt.SignedJWT;
 import com.nimbusds.jwt.proc.DefaultJWTClaimsVerifier;
 import com.nimbusds.jwt.proc.DefaultJWTProcessor;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.text.ParseException;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Date;
 import java.util.List;
 import java.util.Set;
 
 /**
- * Checks client JWTs at the handshake: HS256 signature, {@code exp}, {@code aud}, and the
- * {@code sub} and {@code tenant} claims. Scopes come from the {@code scope} claim
- * (space-separated, as OAuth 2 writes them).
+ * Checks client JWTs at the handshake: the signature (HS256 with a shared secret; RS256 or ES256
+ * with public keys from a JWKS file or a PEM file), {@code exp} and {@code nbf} with a small
+ * clock skew, {@code aud}, {@code iss} when one is configured, and the {@code sub} and
+ * {@code tenant} claims. Scopes come from the space-separated {@code scope} claim, as OAuth 2
+ * writes them. Unsigned tokens ({@code alg: none}) are never accepted.
  */
 public final class Authenticator {
     /** Who is on the other end of a socket. */
@@ -33,7 +42,7 @@ public final class Authenticator {
         }
     }
 
-    /** The token was missing, malformed, badly signed, expired or for another audience. */
+    /** The token was missing, malformed, badly signed, expired, not yet valid or for another audience or issuer. */
     public static final class Unauthorized extends Exception {
         private static final long serialVersionUID = 1L;
 
@@ -45,12 +54,55 @@ public final class Authenticator {
     private final DefaultJWTProcessor<SecurityContext> processor = new DefaultJWTProcessor<>();
     private final byte[] secret;
     private final String audience;
+    private final String issuer;
 
-    public Authenticator(String hs256Secret, String audience) {
-        this.secret = hs256Secret.getBytes(StandardCharsets.UTF_8);
+    /**
+     * @param hs256Secret shared secret for HS256, or null
+     * @param publicKeys RS256/ES256 verification keys (from a JWKS or PEM file), possibly empty
+     * @param issuer required {@code iss}, or null to accept any
+     */
+    public Authenticator(String hs256Secret, List<JWK> publicKeys, String audience, String issuer, Duration clockSkew) {
+        this.secret = hs256Secret == null ? null : hs256Secret.getBytes(StandardCharsets.UTF_8);
         this.audience = audience;
-        processor.setJWSKeySelector(new JWSVerificationKeySelector<>(JWSAlgorithm.HS256, new ImmutableSecret<>(secret)));
-        processor.setJWTClaimsSetVerifier(new DefaultJWTClaimsVerifier<>(audience, null, Set.of("sub", "exp", "tenant")));
+        this.issuer = issuer == null || issuer.isBlank() ? null : issuer;
+        List<JWK> keys = new ArrayList<>(publicKeys);
+        if (secret != null) {
+            keys.add(new OctetSequenceKey.Builder(secret).build());
+        }
+        if (keys.isEmpty()) {
+            throw new IllegalArgumentException("no key to verify tokens with");
+        }
+        processor.setJWSKeySelector(new JWSVerificationKeySelector<>(
+                Set.of(JWSAlgorithm.HS256, JWSAlgorithm.RS256, JWSAlgorithm.ES256), new ImmutableJWKSet<>(new JWKSet(keys))));
+        JWTClaimsSet exact = this.issuer == null ? null : new JWTClaimsSet.Builder().issuer(this.issuer).build();
+        DefaultJWTClaimsVerifier<SecurityContext> verifier = new DefaultJWTClaimsVerifier<>(Set.of(audience), exact,
+                Set.of("sub", "exp", "tenant"), null);
+        verifier.setMaxClockSkew((int) clockSkew.toSeconds());
+        processor.setJWTClaimsSetVerifier(verifier);
+    }
+
+    /** An HS256-only authenticator, as `sluice dev` runs it. */
+    public Authenticator(String hs256Secret, String audience) {
+        this(hs256Secret, List.of(), audience, null, Duration.ofSeconds(30));
+    }
+
+    /** The verification keys in a JWKS file (public keys only are kept). */
+    public static List<JWK> jwksFile(Path file) throws IOException {
+        try {
+            return JWKSet.load(file.toFile()).toPublicJWKSet().getKeys();
+        } catch (ParseException e) {
+            throw new IOException("Not a JWKS file: " + file + " (" + e.getMessage() + ")", e);
+        }
+    }
+
+    /** The public key(s) in a PEM file (RSA or EC). */
+    public static List<JWK> pemFile(Path file) throws IOException {
+        try {
+            JWK key = JWK.parseFromPEMEncodedObjects(Files.readString(file));
+            return List.of(key.toPublicJWK());
+        } catch (JOSEException e) {
+            throw new IOException("Not a PEM public key: " + file + " (" + e.getMessage() + ")", e);
+        }
     }
 
     public Principal authenticate(String token) throws Unauthorized {
@@ -60,21 +112,27 @@ public final class Authenticator {
         try {
             JWTClaimsSet claims = processor.process(token, null);
             String scope = claims.getStringClaim("scope");
-            Set<String> scopes = scope == null ? Set.of() : Set.of(scope.trim().split("\\s+"));
+            Set<String> scopes = scope == null || scope.isBlank() ? Set.of() : Set.of(scope.trim().split("\\s+"));
             return new Principal(claims.getSubject(), claims.getStringClaim("tenant"), scopes);
         } catch (ParseException | BadJOSEException | JOSEException e) {
             throw new Unauthorized("invalid token: " + e.getMessage());
         }
     }
 
-    /** Mints a token this authenticator accepts (used by {@code sluice token} and tests). */
+    /** Mints an HS256 token this authenticator accepts (used by {@code sluice token} and tests). */
     public String mint(String subject, String tenant, List<String> scopes, Duration ttl) {
+        if (secret == null) {
+            throw new IllegalStateException("no HS256 secret to sign with");
+        }
         Instant now = Instant.now();
-        JWTClaimsSet claims = new JWTClaimsSet.Builder().subject(subject).audience(audience)
+        JWTClaimsSet.Builder claims = new JWTClaimsSet.Builder().subject(subject).audience(audience)
                 .claim("tenant", tenant).claim("scope", String.join(" ", scopes))
-                .issueTime(Date.from(now)).expirationTime(Date.from(now.plus(ttl))).build();
+                .issueTime(Date.from(now)).notBeforeTime(Date.from(now)).expirationTime(Date.from(now.plus(ttl)));
+        if (issuer != null) {
+            claims.issuer(issuer);
+        }
         try {
-            SignedJWT jwt = new SignedJWT(new JWSHeader(JWSAlgorithm.HS256), claims);
+            SignedJWT jwt = new SignedJWT(new JWSHeader(JWSAlgorithm.HS256), claims.build());
             jwt.sign(new MACSigner(secret));
             return jwt.serialize();
         } catch (JOSEException e) {

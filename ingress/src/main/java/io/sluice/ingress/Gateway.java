@@ -5,6 +5,7 @@ import io.sluice.idempotency.RedisIdempotencyStore;
 import io.sluice.idempotency.SubmissionRegistry;
 import io.sluice.ingress.internal.GenerateParser;
 import io.sluice.ingress.internal.StreamEndpoint;
+import io.sluice.ingress.internal.TenantLimits;
 import io.sluice.schemas.AvroSerde;
 import io.sluice.schemas.CommonConfig;
 import org.apache.avro.specific.SpecificRecord;
@@ -48,14 +49,16 @@ public final class Gateway implements AutoCloseable {
     private final Authenticator authenticator;
     private final ServerConnector connector;
     private final SubmissionRegistry registry;
+    private final java.util.Set<StreamEndpoint> endpoints = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final Duration drainTimeout;
+    private volatile boolean draining;
 
     private Gateway(GatewayConfig config, Clock clock) throws Exception {
         String id = config.getString(GatewayConfig.ID).isBlank()
                 ? ManagementFactory.getRuntimeMXBean().getName().replace('@', '-') : config.getString(GatewayConfig.ID);
         Topics topics = new Topics(config.getString(CommonConfig.TOPIC_PREFIX));
         String bootstrap = config.getString(CommonConfig.BOOTSTRAP_SERVERS);
-        this.authenticator = new Authenticator(config.getPassword(GatewayConfig.JWT_SECRET).value(),
-                config.getString(GatewayConfig.JWT_AUDIENCE));
+        this.authenticator = config.authenticator();
         this.producer = new KafkaProducer<>(Map.of(
                 ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ProducerConfig.ACKS_CONFIG, "all",
@@ -75,6 +78,11 @@ public final class Gateway implements AutoCloseable {
                 Duration.ofMillis(config.getLong(GatewayConfig.IDEMPOTENCY_TTL_MS)));
         Duration idempotencyTtl = Duration.ofMillis(config.getLong(GatewayConfig.IDEMPOTENCY_TTL_MS));
         Duration attachRetention = Duration.ofMillis(config.getLong(GatewayConfig.ATTACH_RETENTION_MS));
+        TenantLimits limits = new TenantLimits(config.getInt(GatewayConfig.MAX_CONNECTIONS_PER_TENANT),
+                config.getDouble(GatewayConfig.TENANT_REQUESTS_PER_SECOND), System::nanoTime);
+        int maxInFlight = config.getInt(GatewayConfig.MAX_INFLIGHT_PER_SOCKET);
+        java.util.Set<String> origins = java.util.Set.copyOf(config.getList(GatewayConfig.ALLOWED_ORIGINS));
+        this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
 
         QueuedThreadPool threads = new QueuedThreadPool(200, 8);
         threads.setName("sluice-gateway");
@@ -88,6 +96,15 @@ public final class Gateway implements AutoCloseable {
             container.setIdleTimeout(Duration.ofMillis(config.getLong(GatewayConfig.IDLE_TIMEOUT_MS)));
             container.setMaxTextMessageSize(config.getInt(GatewayConfig.MAX_FRAME_BYTES));
             container.addMapping(PATH, (req, resp, cb) -> {
+                if (draining) {
+                    Response.writeError(req, resp, cb, 503, "gateway shutting down");
+                    return null;
+                }
+                String origin = req.getHeaders().get(HttpHeader.ORIGIN);
+                if (origin != null && !origins.contains(origin)) {
+                    Response.writeError(req, resp, cb, 403, "origin not allowed: " + origin);
+                    return null;
+                }
                 List<String> offered = req.getSubProtocols();
                 if (!offered.isEmpty() && !offered.contains(SUBPROTOCOL)) {
                     Response.writeError(req, resp, cb, 400, "unsupported subprotocol; use " + SUBPROTOCOL);
@@ -101,11 +118,20 @@ public final class Gateway implements AutoCloseable {
                     Response.writeError(req, resp, cb, 401, e.getMessage());
                     return null;
                 }
+                if (!limits.connect(principal.tenant())) {
+                    Response.writeError(req, resp, cb, 429, "tenant has too many open sockets (gateway.max.connections.per.tenant)");
+                    return null;
+                }
                 if (!offered.isEmpty()) {
                     resp.setAcceptedSubProtocol(SUBPROTOCOL);
                 }
-                return new StreamEndpoint(principal, parser, producer, topics, router, outboundBytes, cancelOnDisconnect, registry,
-                        idempotencyTtl, attachRetention, clock);
+                StreamEndpoint endpoint = new StreamEndpoint(principal, parser, producer, topics, router, outboundBytes,
+                        cancelOnDisconnect, registry, idempotencyTtl, attachRetention, limits, maxInFlight, clock, closed -> {
+                            limits.disconnect(principal.tenant());
+                            endpoints.remove(closed);
+                        });
+                endpoints.add(endpoint);
+                return endpoint;
             });
         });
         ws.setHandler(new Handler.Abstract() {
@@ -152,8 +178,24 @@ public final class Gateway implements AutoCloseable {
         return authenticator;
     }
 
+    /** Sockets open on this gateway. */
+    public int openSockets() {
+        return endpoints.size();
+    }
+
+    /**
+     * Drains, then stops: new handshakes are refused (503), open streams get up to
+     * {@code gateway.drain.timeout.ms} to finish, then every socket is closed with 1001 and a
+     * reason telling the client to attach on another gateway.
+     */
     @Override
     public void close() throws Exception {
+        draining = true;
+        long deadline = System.nanoTime() + drainTimeout.toNanos();
+        while (System.nanoTime() < deadline && endpoints.stream().anyMatch(e -> e.followed() > 0)) {
+            Thread.sleep(20);
+        }
+        endpoints.forEach(StreamEndpoint::goAway);
         server.stop();
         router.close();
         registry.close();

@@ -16,6 +16,10 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String PORT = "gateway.port";
     public static final String JWT_SECRET = "gateway.jwt.hs256.secret";
     public static final String JWT_AUDIENCE = "gateway.jwt.audience";
+    public static final String JWT_JWKS_FILE = "gateway.jwt.jwks.file";
+    public static final String JWT_PUBLIC_KEY_FILE = "gateway.jwt.public.key.file";
+    public static final String JWT_ISSUER = "gateway.jwt.issuer";
+    public static final String JWT_CLOCK_SKEW_MS = "gateway.jwt.clock.skew.ms";
     public static final String MAX_PROMPT_CHARS = "gateway.max.prompt.chars";
     public static final String MAX_TOKENS_LIMIT = "gateway.max.tokens.limit";
     public static final String MAX_FRAME_BYTES = "gateway.max.frame.bytes";
@@ -23,6 +27,11 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String IDLE_TIMEOUT_MS = "gateway.idle.timeout.ms";
     public static final String CANCEL_ON_DISCONNECT = "gateway.cancel.on.disconnect";
     public static final String IDEMPOTENCY_TTL_MS = "gateway.idempotency.ttl.ms";
+    public static final String ALLOWED_ORIGINS = "gateway.allowed.origins";
+    public static final String MAX_INFLIGHT_PER_SOCKET = "gateway.max.inflight.per.socket";
+    public static final String TENANT_REQUESTS_PER_SECOND = "gateway.tenant.requests.per.second";
+    public static final String MAX_CONNECTIONS_PER_TENANT = "gateway.max.connections.per.tenant";
+    public static final String DRAIN_TIMEOUT_MS = "gateway.drain.timeout.ms";
     public static final String ATTACH_RETENTION_MS = "gateway.attach.retention.ms";
 
     public static final ConfigDef CONFIG = CommonConfig.define()
@@ -31,12 +40,20 @@ public final class GatewayConfig extends AbstractConfig {
                     "Address the gateway listens on.")
             .define(PORT, Type.INT, 8080, Range.between(0, 65535), Importance.HIGH,
                     "Port of the WebSocket endpoint /v1/stream and of /healthz; 0 picks a free one.")
-            .define(JWT_SECRET, Type.PASSWORD, ConfigDef.NO_DEFAULT_VALUE, ConfigDef.LambdaValidator.with((name, value) -> {
-                if (value == null || ((org.apache.kafka.common.config.types.Password) value).value().length() < 32) {
-                    throw new ConfigException(name, "[hidden]", "an HS256 secret of at least 32 characters is required");
+            .define(JWT_SECRET, Type.PASSWORD, null, ConfigDef.LambdaValidator.with((name, value) -> {
+                if (value != null && ((org.apache.kafka.common.config.types.Password) value).value().length() < 32) {
+                    throw new ConfigException(name, "[hidden]", "an HS256 secret must have at least 32 characters");
                 }
             }, () -> "at least 32 characters"), Importance.HIGH,
-                    "HS256 secret that signs client JWTs (the dev signing key in dev mode).")
+                    "HS256 secret that signs client JWTs (the dev signing key in dev mode). At least one of this, "
+                            + JWT_JWKS_FILE + " and " + JWT_PUBLIC_KEY_FILE + " is required.")
+            .define(JWT_JWKS_FILE, Type.STRING, "", Importance.HIGH,
+                    "JWKS file with the RS256/ES256 public keys that verify client JWTs.")
+            .define(JWT_PUBLIC_KEY_FILE, Type.STRING, "", Importance.HIGH,
+                    "PEM file with an RSA or EC public key that verifies client JWTs (RS256/ES256).")
+            .define(JWT_ISSUER, Type.STRING, "", Importance.MEDIUM, "Required iss claim of client JWTs; empty accepts any.")
+            .define(JWT_CLOCK_SKEW_MS, Type.LONG, 30_000L, Range.between(0, 600_000), Importance.LOW,
+                    "Clock difference tolerated when checking exp and nbf.")
             .define(JWT_AUDIENCE, Type.STRING, "sluice", new ConfigDef.NonEmptyString(), Importance.MEDIUM,
                     "Required aud claim of client JWTs.")
             .define(MAX_PROMPT_CHARS, Type.INT, 16_384, Range.between(1, 10_000_000), Importance.MEDIUM,
@@ -51,6 +68,19 @@ public final class GatewayConfig extends AbstractConfig {
                     "A socket with no traffic either way for this long is closed.")
             .define(CANCEL_ON_DISCONNECT, Type.BOOLEAN, true, Importance.MEDIUM,
                     "Cancel a socket's unfinished requests when it closes, so no decode runs for a client that left.")
+            .define(ALLOWED_ORIGINS, Type.LIST, "", Importance.HIGH,
+                    "Origins (scheme://host[:port]) whose browser pages may open sockets; a handshake with any other "
+                            + "Origin header is refused with 403. Clients that send no Origin (not browsers) are not affected.")
+            .define(MAX_INFLIGHT_PER_SOCKET, Type.INT, 64, Range.between(1, 100_000), Importance.MEDIUM,
+                    "Unfinished requests one socket may follow; more are answered with rate_limited.")
+            .define(TENANT_REQUESTS_PER_SECOND, Type.DOUBLE, 200.0, Range.atLeast(0.001), Importance.MEDIUM,
+                    "Requests per second one tenant may submit through this gateway (bursts of one second's worth); "
+                            + "more are answered with rate_limited.")
+            .define(MAX_CONNECTIONS_PER_TENANT, Type.INT, 10_000, Range.between(1, 10_000_000), Importance.MEDIUM,
+                    "Open sockets one tenant may hold on this gateway; more handshakes are refused with 429.")
+            .define(DRAIN_TIMEOUT_MS, Type.LONG, 10_000L, Range.atLeast(0), Importance.MEDIUM,
+                    "On shutdown, how long unfinished streams may run before their sockets are closed (1001, with a "
+                            + "reason telling the client to attach elsewhere).")
             .define(IDEMPOTENCY_TTL_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "How long an idempotency key is remembered: a repeated submit within it gets the first request.")
             .define(ATTACH_RETENTION_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
@@ -58,5 +88,31 @@ public final class GatewayConfig extends AbstractConfig {
 
     public GatewayConfig(Map<?, ?> props) {
         super(CONFIG, props);
+        if (getPassword(JWT_SECRET) == null && getString(JWT_JWKS_FILE).isBlank() && getString(JWT_PUBLIC_KEY_FILE).isBlank()) {
+            throw new ConfigException("No key to verify client JWTs: set " + JWT_SECRET + ", " + JWT_JWKS_FILE + " or "
+                    + JWT_PUBLIC_KEY_FILE);
+        }
+    }
+
+    /** The authenticator these settings describe; fails naming the key when a key file cannot be read. */
+    public Authenticator authenticator() {
+        java.util.List<com.nimbusds.jose.jwk.JWK> keys = new java.util.ArrayList<>();
+        try {
+            if (!getString(JWT_JWKS_FILE).isBlank()) {
+                keys.addAll(Authenticator.jwksFile(java.nio.file.Path.of(getString(JWT_JWKS_FILE))));
+            }
+        } catch (java.io.IOException e) {
+            throw new ConfigException(JWT_JWKS_FILE, getString(JWT_JWKS_FILE), e.getMessage());
+        }
+        try {
+            if (!getString(JWT_PUBLIC_KEY_FILE).isBlank()) {
+                keys.addAll(Authenticator.pemFile(java.nio.file.Path.of(getString(JWT_PUBLIC_KEY_FILE))));
+            }
+        } catch (java.io.IOException e) {
+            throw new ConfigException(JWT_PUBLIC_KEY_FILE, getString(JWT_PUBLIC_KEY_FILE), e.getMessage());
+        }
+        var secret = getPassword(JWT_SECRET);
+        return new Authenticator(secret == null ? null : secret.value(), keys, getString(JWT_AUDIENCE),
+                getString(JWT_ISSUER), java.time.Duration.ofMillis(getLong(JWT_CLOCK_SKEW_MS)));
     }
 }

@@ -42,6 +42,12 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private final SubmissionRegistry registry;
     private final Duration idempotencyTtl;
     private final Duration attachRetention;
+    private final TenantLimits limits;
+    private final int maxInFlight;
+    private Session session;
+    /** Closed by a draining gateway: its streams are left running for the client to attach to elsewhere. */
+    private volatile boolean leaving;
+    private final java.util.function.Consumer<StreamEndpoint> onClose;
     private final TokenRouter router;
     private final long outboundBytes;
     private final Clock clock;
@@ -50,7 +56,8 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
 
     public StreamEndpoint(Principal principal, GenerateParser parser, Producer<String, SpecificRecord> producer,
             Topics topics, TokenRouter router, long outboundBytes, boolean cancelOnDisconnect, SubmissionRegistry registry,
-            Duration idempotencyTtl, Duration attachRetention, Clock clock) {
+            Duration idempotencyTtl, Duration attachRetention, TenantLimits limits, int maxInFlight, Clock clock,
+            java.util.function.Consumer<StreamEndpoint> onClose) {
         this.principal = principal;
         this.parser = parser;
         this.producer = producer;
@@ -60,6 +67,9 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         this.registry = registry;
         this.idempotencyTtl = idempotencyTtl;
         this.attachRetention = attachRetention;
+        this.limits = limits;
+        this.maxInFlight = maxInFlight;
+        this.onClose = onClose;
         this.router = router;
         this.outboundBytes = outboundBytes;
         this.clock = clock;
@@ -67,7 +77,23 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
 
     @Override
     public void onWebSocketOpen(Session session) {
+        this.session = session;
         this.outbox = new Outbox(session, outboundBytes);
+    }
+
+    /** Requests this socket still follows. */
+    public int followed() {
+        return streams.size();
+    }
+
+    /** Closes the socket telling the client to re-attach elsewhere (the gateway is going away). */
+    public void goAway() {
+        leaving = true;
+        Session s = session;
+        if (s != null && s.isOpen()) {
+            s.close(org.eclipse.jetty.websocket.api.StatusCode.SHUTDOWN,
+                    "gateway shutting down; attach on another gateway to resume", org.eclipse.jetty.websocket.api.Callback.NOOP);
+        }
     }
 
     @Override
@@ -106,8 +132,16 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         if (!principal.may("infer")) {
             throw new ProtocolError(ProtocolError.Code.forbidden, "scope: generate needs the infer scope", false);
         }
+        if (streams.size() >= maxInFlight) {
+            throw new ProtocolError(ProtocolError.Code.rate_limited, "in_flight: this socket already follows " + maxInFlight
+                    + " unfinished requests (gateway.max.inflight.per.socket)", true);
+        }
         String requestId = UUID.randomUUID().toString();
         InferenceRequest request = parser.parse(msg, requestId, principal.tenant(), principal.subject(), clock.instant());
+        if (!limits.admit(principal.tenant())) {
+            throw new ProtocolError(ProtocolError.Code.rate_limited,
+                    "rate: tenant over its request rate (gateway.tenant.requests.per.second)", true);
+        }
         long now = request.getCreatedAt().toEpochMilli();
         boolean keyed = (request.getIdempotencyKey() != null && !request.getIdempotencyKey().isEmpty())
                 || request.getMetadata().containsKey(IdempotencyKeys.BUSINESS_ID);
@@ -275,7 +309,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
 
     @Override
     public void onWebSocketClose(int statusCode, String reason) {
-        if (cancelOnDisconnect) {
+        if (cancelOnDisconnect && !leaving) {
             streams.keySet().forEach(id -> sendCancel(id, "disconnect"));
         }
         streams.values().forEach(Subscription::cancel);
@@ -283,6 +317,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         if (outbox != null) {
             outbox.close();
         }
+        onClose.accept(this);
     }
 
     @Override

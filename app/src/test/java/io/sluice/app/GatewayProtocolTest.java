@@ -1,0 +1,230 @@
+package io.sluice.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.sluice.ingress.Gateway;
+import io.sluice.ingress.GatewayConfig;
+import io.sluice.ops.TopicProvisioner;
+import io.sluice.schemas.CommonConfig;
+import io.sluice.schemas.Topics;
+import io.sluice.testkit.SharedInfra;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.common.TopicPartition;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Protocol conformance and limits: every malformed message gets an error with a stable code
+ * naming the field, the socket survives, and nothing reaches Kafka.
+ */
+class GatewayProtocolTest {
+    static final Duration WAIT = Duration.ofSeconds(20);
+    static Topics topics;
+    static Gateway gateway;
+
+    static Map<String, Object> config(Topics topics) {
+        Map<String, Object> g = new HashMap<>();
+        g.put(CommonConfig.BOOTSTRAP_SERVERS, SharedInfra.get().bootstrapServers());
+        g.put(CommonConfig.REDIS_URI, SharedInfra.get().redisUri());
+        g.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
+        g.put(GatewayConfig.PORT, 0);
+        g.put(GatewayConfig.JWT_SECRET, InProcessPipeline.SECRET);
+        g.put(GatewayConfig.MAX_PROMPT_CHARS, 100);
+        return g;
+    }
+
+    static Topics topics(String name) throws Exception {
+        Topics t = new Topics(SharedInfra.uniquePrefix(name));
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", SharedInfra.get().bootstrapServers()))) {
+            TopicProvisioner.ensure(admin, t, TopicProvisioner.Layout.singleNode());
+        }
+        return t;
+    }
+
+    @BeforeAll
+    static void start() throws Exception {
+        topics = topics("protocol");
+        gateway = Gateway.start(new GatewayConfig(config(topics)));
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        gateway.close();
+    }
+
+    static String token(String tenant, List<String> scopes) {
+        return gateway.authenticator().mint("u", tenant, scopes, Duration.ofMinutes(10));
+    }
+
+    static long requestsOnKafka(Topics t) throws Exception {
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", SharedInfra.get().bootstrapServers()))) {
+            Map<TopicPartition, OffsetSpec> spec = new HashMap<>();
+            for (int p = 0; p < 4; p++) {
+                spec.put(new TopicPartition(t.requests(), p), OffsetSpec.latest());
+            }
+            return admin.listOffsets(spec).all().get().values().stream().mapToLong(i -> i.offset()).sum();
+        }
+    }
+
+    static Stream<Arguments> malformed() {
+        String g = "{\"type\":\"generate\",\"prompt\":\"hi\",";
+        return Stream.of(
+                Arguments.of("[1,2]", "invalid_request", "message"),
+                Arguments.of("{\"prompt\":\"hi\"}", "invalid_request", "type"),
+                Arguments.of("{\"type\":\"dance\"}", "invalid_request", "type"),
+                Arguments.of("{\"type\":\"generate\"}", "invalid_request", "prompt"),
+                Arguments.of("{\"type\":\"generate\",\"prompt\":5}", "invalid_request", "prompt"),
+                Arguments.of("{\"type\":\"generate\",\"prompt\":\"\"}", "invalid_request", "prompt"),
+                Arguments.of("{\"type\":\"generate\",\"prompt\":\"" + "x".repeat(101) + "\"}", "too_large", "prompt"),
+                Arguments.of(g + "\"max_tokens\":\"ten\"}", "invalid_request", "max_tokens"),
+                Arguments.of(g + "\"max_tokens\":0}", "invalid_request", "max_tokens"),
+                Arguments.of(g + "\"max_tokens\":100000}", "invalid_request", "max_tokens"),
+                Arguments.of(g + "\"temperature\":-1}", "invalid_request", "temperature"),
+                Arguments.of(g + "\"temperature\":\"hot\"}", "invalid_request", "temperature"),
+                Arguments.of(g + "\"top_p\":0}", "invalid_request", "top_p"),
+                Arguments.of(g + "\"top_p\":1.5}", "invalid_request", "top_p"),
+                Arguments.of(g + "\"top_k\":-1}", "invalid_request", "top_k"),
+                Arguments.of(g + "\"seed\":1.5}", "invalid_request", "seed"),
+                Arguments.of(g + "\"stop\":\"x\"}", "invalid_request", "stop"),
+                Arguments.of(g + "\"stop\":[1]}", "invalid_request", "stop"),
+                Arguments.of(g + "\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "invalid_request", "stop"),
+                Arguments.of(g + "\"logprobs\":6}", "invalid_request", "logprobs"),
+                Arguments.of(g + "\"tier\":\"gold\"}", "invalid_request", "tier"),
+                Arguments.of(g + "\"priority\":10}", "invalid_request", "priority"),
+                Arguments.of(g + "\"idempotency_key\":5}", "invalid_request", "idempotency_key"),
+                Arguments.of(g + "\"metadata\":[]}", "invalid_request", "metadata"),
+                Arguments.of(g + "\"metadata\":{\"a\":1}}", "invalid_request", "metadata.a"),
+                Arguments.of(g + "\"foo\":1}", "invalid_request", "foo"),
+                Arguments.of("{\"type\":\"cancel\"}", "invalid_request", "request_id"),
+                Arguments.of("{\"type\":\"cancel\",\"request_id\":\"nope\"}", "not_found", "request_id"),
+                Arguments.of("{\"type\":\"attach\",\"request_id\":\"r\",\"after_seq\":\"x\"}", "invalid_request", "after_seq"),
+                Arguments.of("{\"type\":\"attach\",\"request_id\":\"nope\",\"after_seq\":-1}", "not_found", "request_id"),
+                Arguments.of("{\"type\":\"generate\",", "invalid_request", "message"));
+    }
+
+    @ParameterizedTest(name = "{0} -> {1} naming {2}")
+    @MethodSource("malformed")
+    void aMalformedMessageGetsAStableCodeNamingTheFieldTheSocketSurvivesAndNothingReachesKafka(String message,
+            String code, String field) throws Exception {
+        long before = requestsOnKafka(topics);
+        try (WsClient c = WsClient.connect(gateway.url(), token("acme", List.of("infer")))) {
+            c.send(message);
+            JsonNode error = c.next(WAIT, "error for " + message);
+            assertThat(error.path("type").asText()).isEqualTo("error");
+            assertThat(error.path("code").asText()).isEqualTo(code);
+            assertThat(error.path("message").asText()).startsWith(field);
+            assertThat(error.has("retryable")).isTrue();
+            c.send("{\"type\":\"ping\"}");
+            assertThat(c.next(WAIT, "pong").path("type").asText()).isEqualTo("pong");
+        }
+        assertThat(requestsOnKafka(topics)).as("records on the requests topic").isEqualTo(before);
+    }
+
+    @Test
+    void generateWithoutTheInferScopeIsForbidden() throws Exception {
+        try (WsClient c = WsClient.connect(gateway.url(), token("acme", List.of("dlq:read")))) {
+            c.send("{\"type\":\"generate\",\"id\":\"q\",\"prompt\":\"hi\"}");
+            JsonNode error = c.next(WAIT, "forbidden");
+            assertThat(error.path("code").asText()).isEqualTo("forbidden");
+            assertThat(error.path("message").asText()).startsWith("scope");
+            assertThat(error.path("id").asText()).isEqualTo("q");
+        }
+    }
+
+    @Test
+    void limitsPerSocketAndPerTenantAnswerRateLimited() throws Exception {
+        Topics t = topics("limits");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.MAX_INFLIGHT_PER_SOCKET, 1);
+        g.put(GatewayConfig.TENANT_REQUESTS_PER_SECOND, 2.0);
+        // No worker runs: accepted requests stay unfinished, which is what the in-flight limit counts.
+        try (Gateway limited = Gateway.start(new GatewayConfig(g));
+             WsClient a = WsClient.connect(limited.url(), limited.authenticator().mint("u", "acme", List.of("infer"),
+                     Duration.ofMinutes(1)));
+             WsClient b = WsClient.connect(limited.url(), limited.authenticator().mint("u", "acme", List.of("infer"),
+                     Duration.ofMinutes(1)))) {
+            a.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            assertThat(a.next(WAIT, "accepted").path("type").asText()).isEqualTo("accepted");
+            a.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            JsonNode inFlight = a.next(WAIT, "in-flight limit");
+            assertThat(inFlight.path("code").asText()).isEqualTo("rate_limited");
+            assertThat(inFlight.path("message").asText()).startsWith("in_flight");
+            assertThat(inFlight.path("retryable").asBoolean()).isTrue();
+
+            // The tenant's bucket holds 2 per second and socket a spent one: of three more sockets'
+            // requests in the same instant, at least one is refused.
+            List<String> codes = new java.util.ArrayList<>();
+            List<String> messages = new java.util.ArrayList<>();
+            b.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            JsonNode fb = b.next(WAIT, "b");
+            codes.add(fb.path("code").asText(fb.path("type").asText()));
+            messages.add(fb.path("message").asText());
+            for (int i = 0; i < 2; i++) {
+                try (WsClient c = WsClient.connect(limited.url(), limited.authenticator().mint("u", "acme", List.of("infer"),
+                        Duration.ofMinutes(1)))) {
+                    c.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+                    JsonNode f = c.next(WAIT, "request of the tenant");
+                    codes.add(f.path("code").asText(f.path("type").asText()));
+                    messages.add(f.path("message").asText());
+                }
+            }
+            assertThat(codes).as("outcomes %s", messages).contains("rate_limited");
+            assertThat(messages).anyMatch(m -> m.startsWith("rate"));
+        }
+    }
+
+    @Test
+    void originsAndConnectionsPerTenantAreCheckedAtTheHandshake() throws Exception {
+        Topics t = topics("handshake");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.ALLOWED_ORIGINS, "https://app.example");
+        g.put(GatewayConfig.MAX_CONNECTIONS_PER_TENANT, 2);
+        try (Gateway gw = Gateway.start(new GatewayConfig(g))) {
+            String tok = gw.authenticator().mint("u", "acme", List.of("infer"), Duration.ofMinutes(1));
+            assertThat(Handshake.status(gw.url(), tok, "https://evil.example")).isEqualTo(403);
+            try (WsClient ok = WsClient.connect(gw.url(), tok, "https://app.example");
+                 WsClient second = WsClient.connect(gw.url(), tok)) {
+                assertThat(ok.isOpen()).isTrue();
+                assertThat(Handshake.status(gw.url(), tok, null)).as("third socket of the tenant").isEqualTo(429);
+                String other = gw.authenticator().mint("u", "globex", List.of("infer"), Duration.ofMinutes(1));
+                try (WsClient otherTenant = WsClient.connect(gw.url(), other)) {
+                    assertThat(otherTenant.isOpen()).isTrue();
+                }
+            }
+            long deadline = System.currentTimeMillis() + 5000;
+            while (gw.openSockets() > 0 && System.currentTimeMillis() < deadline) {
+                Thread.sleep(20);
+            }
+            try (WsClient again = WsClient.connect(gw.url(), tok)) {
+                assertThat(again.isOpen()).as("a slot is free again once sockets close").isTrue();
+            }
+        }
+    }
+
+    @Test
+    void shutdownDrainsThenClosesSocketsTellingClientsToAttachElsewhere() throws Exception {
+        Topics t = topics("drain");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 300L);
+        Gateway gw = Gateway.start(new GatewayConfig(g));
+        try (WsClient c = WsClient.connect(gw.url(), gw.authenticator().mint("u", "acme", List.of("infer"),
+                Duration.ofMinutes(1)))) {
+            c.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            c.next(WAIT, "accepted");
+            gw.close();
+            String close = c.awaitClose(WAIT);
+            assertThat(close).startsWith("1001").contains("attach");
+        }
+    }
+}
