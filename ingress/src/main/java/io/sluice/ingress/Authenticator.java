@@ -7,7 +7,6 @@ import com.nimbusds.jose.crypto.MACSigner;
 import com.nimbusds.jose.jwk.JWK;
 import com.nimbusds.jose.jwk.JWKSet;
 import com.nimbusds.jose.jwk.OctetSequenceKey;
-import com.nimbusds.jose.jwk.source.ImmutableJWKSet;
 import com.nimbusds.jose.proc.BadJOSEException;
 import com.nimbusds.jose.proc.JWSVerificationKeySelector;
 import com.nimbusds.jose.proc.SecurityContext;
@@ -72,8 +71,20 @@ public final class Authenticator {
         if (keys.isEmpty()) {
             throw new IllegalArgumentException("no key to verify tokens with");
         }
+        JWKSet set = new JWKSet(keys);
+        // A key from a PEM file has no kid; let it verify tokens whose header names one, as long as
+        // no key with that very kid exists.
+        com.nimbusds.jose.jwk.source.JWKSource<SecurityContext> source = (selector, context) -> {
+            List<JWK> found = selector.select(set);
+            if (!found.isEmpty()) {
+                return found;
+            }
+            com.nimbusds.jose.jwk.JWKMatcher anyKid = new com.nimbusds.jose.jwk.JWKMatcher.Builder(selector.getMatcher())
+                    .keyIDs((Set<String>) null).build();
+            return new com.nimbusds.jose.jwk.JWKSelector(anyKid).select(set).stream().filter(k -> k.getKeyID() == null).toList();
+        };
         processor.setJWSKeySelector(new JWSVerificationKeySelector<>(
-                Set.of(JWSAlgorithm.HS256, JWSAlgorithm.RS256, JWSAlgorithm.ES256), new ImmutableJWKSet<>(new JWKSet(keys))));
+                Set.of(JWSAlgorithm.HS256, JWSAlgorithm.RS256, JWSAlgorithm.ES256), source));
         JWTClaimsSet exact = this.issuer == null ? null : new JWTClaimsSet.Builder().issuer(this.issuer).build();
         DefaultJWTClaimsVerifier<SecurityContext> verifier = new DefaultJWTClaimsVerifier<>(Set.of(audience), exact,
                 Set.of("sub", "exp", "tenant"), null);
@@ -95,13 +106,27 @@ public final class Authenticator {
         }
     }
 
-    /** The public key(s) in a PEM file (RSA or EC). */
+    /** The public key in a PEM file ({@code -----BEGIN PUBLIC KEY-----}, RSA or EC), read with the JDK alone. */
     public static List<JWK> pemFile(Path file) throws IOException {
+        String pem = Files.readString(file);
+        int begin = pem.indexOf("-----BEGIN PUBLIC KEY-----");
+        int end = pem.indexOf("-----END PUBLIC KEY-----");
+        if (begin < 0 || end < begin) {
+            throw new IOException("Not a PEM public key (no BEGIN/END PUBLIC KEY): " + file);
+        }
+        byte[] der = java.util.Base64.getMimeDecoder().decode(pem.substring(begin + 26, end));
+        var spec = new java.security.spec.X509EncodedKeySpec(der);
         try {
-            JWK key = JWK.parseFromPEMEncodedObjects(Files.readString(file));
-            return List.of(key.toPublicJWK());
-        } catch (JOSEException e) {
-            throw new IOException("Not a PEM public key: " + file + " (" + e.getMessage() + ")", e);
+            var key = java.security.KeyFactory.getInstance("RSA").generatePublic(spec);
+            return List.of(new com.nimbusds.jose.jwk.RSAKey.Builder((java.security.interfaces.RSAPublicKey) key).build());
+        } catch (java.security.GeneralSecurityException notRsa) {
+            try {
+                var key = (java.security.interfaces.ECPublicKey) java.security.KeyFactory.getInstance("EC").generatePublic(spec);
+                return List.of(new com.nimbusds.jose.jwk.ECKey.Builder(
+                        com.nimbusds.jose.jwk.Curve.forECParameterSpec(key.getParams()), key).build());
+            } catch (java.security.GeneralSecurityException notEc) {
+                throw new IOException("Not an RSA or EC public key: " + file, notEc);
+            }
         }
     }
 

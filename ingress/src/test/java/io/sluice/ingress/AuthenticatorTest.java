@@ -1,0 +1,150 @@
+package io.sluice.ingress;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.nimbusds.jose.JWSAlgorithm;
+import com.nimbusds.jose.JWSHeader;
+import com.nimbusds.jose.JWSSigner;
+import com.nimbusds.jose.PlainHeader;
+import com.nimbusds.jose.crypto.ECDSASigner;
+import com.nimbusds.jose.crypto.MACSigner;
+import com.nimbusds.jose.crypto.RSASSASigner;
+import com.nimbusds.jose.jwk.Curve;
+import com.nimbusds.jose.jwk.ECKey;
+import com.nimbusds.jose.jwk.JWKSet;
+import com.nimbusds.jose.jwk.RSAKey;
+import com.nimbusds.jose.jwk.gen.ECKeyGenerator;
+import com.nimbusds.jose.jwk.gen.RSAKeyGenerator;
+import com.nimbusds.jwt.JWTClaimsSet;
+import com.nimbusds.jwt.PlainJWT;
+import com.nimbusds.jwt.SignedJWT;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Base64;
+import java.util.Date;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.common.config.ConfigException;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The authentication matrix: every way a token can be right or wrong, for each algorithm. */
+class AuthenticatorTest {
+    static final String SECRET = "auth-matrix-secret-0123456789abcdefghijkl";
+    static RSAKey rsa;
+    static ECKey ec;
+    static RSAKey stranger;
+
+    @BeforeAll
+    static void keys() throws Exception {
+        rsa = new RSAKeyGenerator(2048).keyID("rsa-1").generate();
+        ec = new ECKeyGenerator(Curve.P_256).keyID("ec-1").generate();
+        stranger = new RSAKeyGenerator(2048).keyID("rsa-1").generate();
+    }
+
+    static JWTClaimsSet.Builder claims() {
+        Instant now = Instant.now();
+        return new JWTClaimsSet.Builder().subject("alice").audience("sluice").issuer("https://issuer.example")
+                .claim("tenant", "acme").claim("scope", "infer dlq:read")
+                .notBeforeTime(Date.from(now.minusSeconds(5))).expirationTime(Date.from(now.plusSeconds(300)));
+    }
+
+    static String sign(JWSAlgorithm alg, JWSSigner signer, String kid, JWTClaimsSet claims) throws Exception {
+        SignedJWT jwt = new SignedJWT(new JWSHeader.Builder(alg).keyID(kid).build(), claims);
+        jwt.sign(signer);
+        return jwt.serialize();
+    }
+
+    static Authenticator authenticator(@SuppressWarnings("unused") Path dir, String issuer) {
+        return new Authenticator(SECRET, List.of(rsa.toPublicJWK(), ec.toPublicJWK()), "sluice", issuer, Duration.ofSeconds(30));
+    }
+
+    @Test
+    void validTokensOfEveryAlgorithmAuthenticateWithTheirTenantAndScopes(@TempDir Path dir) throws Exception {
+        Authenticator auth = authenticator(dir, "https://issuer.example");
+        for (String token : List.of(
+                sign(JWSAlgorithm.HS256, new MACSigner(SECRET.getBytes()), null, claims().build()),
+                sign(JWSAlgorithm.RS256, new RSASSASigner(rsa), "rsa-1", claims().build()),
+                sign(JWSAlgorithm.ES256, new ECDSASigner(ec), "ec-1", claims().build()))) {
+            Authenticator.Principal p = auth.authenticate(token);
+            assertThat(p.subject()).isEqualTo("alice");
+            assertThat(p.tenant()).isEqualTo("acme");
+            assertThat(p.scopes()).containsExactlyInAnyOrder("infer", "dlq:read");
+        }
+    }
+
+    @Test
+    void everyKindOfBadTokenIsRefused(@TempDir Path dir) throws Exception {
+        Authenticator auth = authenticator(dir, "https://issuer.example");
+        Instant now = Instant.now();
+        MACSigner hs = new MACSigner(SECRET.getBytes());
+        Map<String, String> bad = Map.ofEntries(
+                Map.entry("expired", sign(JWSAlgorithm.HS256, hs, null,
+                        claims().expirationTime(Date.from(now.minusSeconds(120))).build())),
+                Map.entry("not yet valid", sign(JWSAlgorithm.HS256, hs, null,
+                        claims().notBeforeTime(Date.from(now.plusSeconds(120))).build())),
+                Map.entry("wrong audience", sign(JWSAlgorithm.HS256, hs, null, claims().audience("other").build())),
+                Map.entry("wrong issuer", sign(JWSAlgorithm.HS256, hs, null, claims().issuer("https://evil.example").build())),
+                Map.entry("no tenant", sign(JWSAlgorithm.HS256, hs, null, claims().claim("tenant", null).build())),
+                Map.entry("no expiry", sign(JWSAlgorithm.HS256, hs, null, claims().expirationTime(null).build())),
+                Map.entry("wrong secret", sign(JWSAlgorithm.HS256, new MACSigner("x".repeat(40).getBytes()), null,
+                        claims().build())),
+                Map.entry("unknown RSA key", sign(JWSAlgorithm.RS256, new RSASSASigner(stranger), "rsa-1", claims().build())),
+                Map.entry("unsigned", new PlainJWT(new PlainHeader(), claims().build()).serialize()),
+                Map.entry("garbage", "not.a.jwt"),
+                Map.entry("empty", ""));
+        bad.forEach((what, token) -> assertThatThrownBy(() -> auth.authenticate(token)).as(what)
+                .isInstanceOf(Authenticator.Unauthorized.class));
+        // A tampered payload: same header and signature, another tenant.
+        String good = sign(JWSAlgorithm.HS256, hs, null, claims().build());
+        String[] parts = good.split("\\.");
+        String forged = parts[0] + "." + Base64.getUrlEncoder().withoutPadding().encodeToString(
+                claims().claim("tenant", "globex").build().toString().getBytes()) + "." + parts[2];
+        assertThatThrownBy(() -> auth.authenticate(forged)).isInstanceOf(Authenticator.Unauthorized.class);
+    }
+
+    @Test
+    void aSmallClockSkewIsTolerated(@TempDir Path dir) throws Exception {
+        Authenticator auth = authenticator(dir, null);
+        Instant now = Instant.now();
+        String justExpired = sign(JWSAlgorithm.HS256, new MACSigner(SECRET.getBytes()), null,
+                claims().expirationTime(Date.from(now.minusSeconds(10))).build());
+        String almostValid = sign(JWSAlgorithm.HS256, new MACSigner(SECRET.getBytes()), null,
+                claims().notBeforeTime(Date.from(now.plusSeconds(10))).build());
+        assertThat(auth.authenticate(justExpired).tenant()).isEqualTo("acme");
+        assertThat(auth.authenticate(almostValid).tenant()).isEqualTo("acme");
+    }
+
+    @Test
+    void keysComeFromJwksAndPemFilesNamedInTheConfig(@TempDir Path dir) throws Exception {
+        Path jwks = dir.resolve("keys.json");
+        Files.writeString(jwks, new JWKSet(List.of(rsa.toPublicJWK())).toString());
+        Path pem = dir.resolve("ec.pem");
+        Files.writeString(pem, "-----BEGIN PUBLIC KEY-----\n"
+                + Base64.getMimeEncoder(64, "\n".getBytes()).encodeToString(ec.toECPublicKey().getEncoded())
+                + "\n-----END PUBLIC KEY-----\n");
+        GatewayConfig config = new GatewayConfig(Map.of(GatewayConfig.JWT_JWKS_FILE, jwks.toString(),
+                GatewayConfig.JWT_PUBLIC_KEY_FILE, pem.toString()));
+        Authenticator auth = config.authenticator();
+        assertThat(auth.authenticate(sign(JWSAlgorithm.RS256, new RSASSASigner(rsa), "rsa-1", claims().build())).tenant())
+                .isEqualTo("acme");
+        assertThat(auth.authenticate(sign(JWSAlgorithm.ES256, new ECDSASigner(ec), "ec-1", claims().build())).tenant())
+                .isEqualTo("acme");
+        assertThatThrownBy(() -> auth.authenticate(sign(JWSAlgorithm.HS256, new MACSigner(SECRET.getBytes()), null,
+                claims().build()))).as("no HS256 secret configured").isInstanceOf(Authenticator.Unauthorized.class);
+    }
+
+    @Test
+    void aGatewayWithoutAnyKeyOrWithAShortSecretFailsAtStartNamingTheKey() {
+        assertThatThrownBy(() -> new GatewayConfig(Map.of())).isInstanceOf(ConfigException.class)
+                .hasMessageContaining(GatewayConfig.JWT_SECRET);
+        assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, "short")))
+                .isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.JWT_SECRET);
+        assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_JWKS_FILE, "/nonexistent.json")).authenticator())
+                .isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.JWT_JWKS_FILE);
+    }
+}
