@@ -35,6 +35,12 @@ public final class Frames {
         return n.toString();
     }
 
+    /** Several tokens of one request in one frame, for a client that fell behind. */
+    public static String tokens(String requestId, int seq, int seqEnd, String text) {
+        return JSON.createObjectNode().put("type", "token").put("request_id", requestId).put("seq", seq)
+                .put("seq_end", seqEnd).put("text", text).toString();
+    }
+
     /** The terminal frame of a request: {@code done}, or {@code error} when it failed. */
     public static String terminal(InferenceResult r) {
         if (r.getError() != null) {

@@ -1,75 +1,157 @@
 package io.sluice.ingress.internal;
 
+import io.sluice.schemas.TokenEvent;
 import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.Map;
 import org.eclipse.jetty.websocket.api.Callback;
 import org.eclipse.jetty.websocket.api.Session;
 import org.eclipse.jetty.websocket.api.StatusCode;
 
 /**
- * The outbound queue of one socket: frames go out one at a time, in the order they were
- * offered, and the queue is bounded in bytes. A client that lets more than the bound pile up is
- * too slow and is closed with a clear reason; it never holds memory without limit. The callback
- * of a write is never run while the lock is held.
+ * The outbound queue of one socket, bounded in bytes. Frames go out one at a time, in the order
+ * they were offered. A client that falls behind first gets the token frames of a request merged
+ * into fewer frames (one frame carries {@code seq} .. {@code seq_end} and their joined text); only
+ * when even that leaves more than the bound queued is it closed, with a reason saying why. Offering
+ * never blocks, so a slow socket never slows the thread that feeds every socket. No callback runs
+ * while the lock is held.
  */
 public final class Outbox {
+    /** Bytes a queued frame costs beyond its text: the JSON around it. */
+    static final int FRAME_OVERHEAD = 96;
+
     private final Session session;
     private final long maxBytes;
-    private final ArrayDeque<String> queue = new ArrayDeque<>();
+    private final long coalesceAt;
+    private final ArrayDeque<Entry> queue = new ArrayDeque<>();
+    /** The last queued, not yet written, token entry of each request: where the next token may merge. */
+    private final Map<String, Entry> mergeable = new HashMap<>();
     private long queuedBytes;
     private boolean writing;
     private boolean closed;
+    private long coalescedTokens;
+
+    /** A frame: fixed text, or a run of one request's tokens. */
+    private static final class Entry {
+        final String frame;
+        final TokenEvent first;
+        int seqEnd;
+        StringBuilder text;
+        long bytes;
+
+        Entry(String frame) {
+            this.frame = frame;
+            this.first = null;
+            this.bytes = frame.length() * 2L;
+        }
+
+        Entry(TokenEvent token) {
+            this.frame = null;
+            this.first = token;
+            this.seqEnd = token.getSeq();
+            this.text = new StringBuilder(token.getText());
+            this.bytes = token.getText().length() * 2L + FRAME_OVERHEAD;
+        }
+
+        String render() {
+            if (frame != null) {
+                return frame;
+            }
+            return seqEnd == first.getSeq() ? Frames.token(first) : Frames.tokens(first.getRequestId(), first.getSeq(), seqEnd,
+                    text.toString());
+        }
+    }
 
     public Outbox(Session session, long maxBytes) {
         this.session = session;
         this.maxBytes = maxBytes;
+        this.coalesceAt = maxBytes / 4;
     }
 
-    /** Queues a frame; false when the socket is closed or was just closed for being too slow. */
+    /** Queues a frame that is never merged; false when the socket is closed or was just closed for being too slow. */
     public boolean offer(String frame) {
-        String next;
+        return enqueue(new Entry(frame), null);
+    }
+
+    /** Queues a token; when the client is behind, it joins the queued frame of the previous seq of its request. */
+    public boolean offerToken(TokenEvent token) {
+        return enqueue(null, token);
+    }
+
+    private boolean enqueue(Entry entry, TokenEvent token) {
+        Entry next;
         synchronized (this) {
             if (closed) {
                 return false;
             }
-            long size = frame.length() * 2L;
-            if (queuedBytes + size > maxBytes) {
+            boolean merged = false;
+            if (token != null) {
+                Entry last = mergeable.get(token.getRequestId());
+                if (last != null && queuedBytes > coalesceAt && last.seqEnd == token.getSeq() - 1) {
+                    last.seqEnd = token.getSeq();
+                    last.text.append(token.getText());
+                    long added = token.getText().length() * 2L;
+                    last.bytes += added;
+                    queuedBytes += added;
+                    coalescedTokens++;
+                    merged = true;
+                } else {
+                    entry = new Entry(token);
+                }
+            }
+            if (!merged) {
+                queue.add(entry);
+                queuedBytes += entry.bytes;
+                if (token != null) {
+                    mergeable.put(token.getRequestId(), entry);
+                }
+            }
+            if (queuedBytes > maxBytes) {
                 closed = true;
                 queue.clear();
+                mergeable.clear();
                 queuedBytes = 0;
                 next = null;
+            } else if (merged || writing) {
+                return true;
             } else {
-                queue.add(frame);
-                queuedBytes += size;
-                if (writing) {
-                    return true;
-                }
                 writing = true;
-                next = queue.peek();
+                next = takeNext();
             }
         }
         if (next == null) {
-            session.close(StatusCode.POLICY_VIOLATION, "client too slow: outbound queue over " + maxBytes + " bytes",
-                    Callback.NOOP);
+            // Over the bound even after merging: the last resort, outside the lock.
+            session.close(StatusCode.POLICY_VIOLATION, "client too slow: more than " + maxBytes
+                    + " bytes of frames waiting even after merging tokens", Callback.NOOP);
             return false;
         }
         write(next);
         return true;
     }
 
-    private void write(String frame) {
-        session.sendText(frame, new Callback() {
+    /** The head entry, which from now on can no longer be merged into. */
+    private Entry takeNext() {
+        Entry head = queue.peek();
+        if (head != null && head.first != null && mergeable.get(head.first.getRequestId()) == head) {
+            mergeable.remove(head.first.getRequestId());
+        }
+        return head;
+    }
+
+    private void write(Entry entry) {
+        session.sendText(entry.render(), new Callback() {
             @Override
             public void succeed() {
-                String next;
+                Entry next;
                 synchronized (Outbox.this) {
-                    String done = queue.poll();
+                    Entry done = queue.poll();
                     if (done != null) {
-                        queuedBytes -= done.length() * 2L;
+                        queuedBytes -= done.bytes;
                     }
-                    next = queue.peek();
-                    writing = next != null && !closed;
+                    next = closed ? null : takeNext();
+                    writing = next != null;
                 }
-                if (next != null && !isClosed()) {
+                if (next != null) {
                     write(next);
                 }
             }
@@ -79,6 +161,7 @@ public final class Outbox {
                 synchronized (Outbox.this) {
                     closed = true;
                     queue.clear();
+                    mergeable.clear();
                     queuedBytes = 0;
                     writing = false;
                 }
@@ -93,6 +176,7 @@ public final class Outbox {
     public synchronized void close() {
         closed = true;
         queue.clear();
+        mergeable.clear();
         queuedBytes = 0;
     }
 
@@ -101,4 +185,8 @@ public final class Outbox {
         return queuedBytes;
     }
 
+    /** Tokens that went out merged into an earlier frame. */
+    public synchronized long coalescedTokens() {
+        return coalescedTokens;
+    }
 }

@@ -273,7 +273,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
 
     /** Buffers a request's frames until its accepted frame has gone out. */
     private final class PendingStream implements StreamListener {
-        private List<String> early = new ArrayList<>();
+        private List<Runnable> early = new ArrayList<>();
 
         /** Releases the stream, after {@code acceptedFrame} when there is one. */
         synchronized void accept(String acceptedFrame) {
@@ -283,27 +283,28 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
             if (acceptedFrame != null) {
                 outbox.offer(acceptedFrame);
             }
-            early.forEach(outbox::offer);
+            early.forEach(Runnable::run);
             early = null;
         }
 
-        private synchronized void send(String frame) {
+        private synchronized void send(Runnable frame) {
             if (early != null) {
                 early.add(frame);
             } else {
-                outbox.offer(frame);
+                frame.run();
             }
         }
 
         @Override
         public void onToken(TokenEvent token) {
-            send(Frames.token(token));
+            send(() -> outbox.offerToken(token));
         }
 
         @Override
         public void onResult(InferenceResult result) {
             streams.remove(result.getRequestId());
-            send(Frames.terminal(result));
+            String frame = Frames.terminal(result);
+            send(() -> outbox.offer(frame));
         }
     }
 
