@@ -173,10 +173,20 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
     }
 
     @Override
-    public void index(String requestId, String tenant, long createdAtMillis, Duration ttl) {
+    public void index(String requestId, String tenant, String idempotencyKey, long createdAtMillis, Duration ttl) {
         String key = namespace + "req:{" + requestId + "}";
-        redis.hset(key, java.util.Map.of("tenant", tenant, "created_at", String.valueOf(createdAtMillis)));
-        redis.pexpire(key, ttl.toMillis());
+        try (AbstractPipeline pipeline = redis.pipelined()) {
+            pipeline.hset(key, java.util.Map.of("tenant", tenant, "created_at", String.valueOf(createdAtMillis),
+                    "key", idempotencyKey));
+            pipeline.pexpire(key, ttl.toMillis());
+            pipeline.sync();
+        }
+    }
+
+    @Override
+    public java.util.Optional<byte[]> outcomeOf(String requestId) {
+        String key = redis.hget(namespace + "req:{" + requestId + "}", "key");
+        return key == null ? java.util.Optional.empty() : java.util.Optional.ofNullable(outcome(key));
     }
 
     @Override

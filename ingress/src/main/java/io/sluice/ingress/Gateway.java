@@ -4,6 +4,8 @@ import io.sluice.egress.TokenRouter;
 import io.sluice.idempotency.RedisIdempotencyStore;
 import io.sluice.idempotency.SubmissionRegistry;
 import io.sluice.ingress.internal.GenerateParser;
+import io.sluice.ingress.internal.HttpApi;
+import io.sluice.ingress.internal.RequestSubmitter;
 import io.sluice.ingress.internal.StreamEndpoint;
 import io.sluice.ingress.internal.TenantLimits;
 import io.sluice.schemas.AvroSerde;
@@ -82,6 +84,9 @@ public final class Gateway implements AutoCloseable {
                 config.getDouble(GatewayConfig.TENANT_REQUESTS_PER_SECOND), System::nanoTime);
         int maxInFlight = config.getInt(GatewayConfig.MAX_INFLIGHT_PER_SOCKET);
         java.util.Set<String> origins = java.util.Set.copyOf(config.getList(GatewayConfig.ALLOWED_ORIGINS));
+        RequestSubmitter submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
+                attachRetention, limits, clock);
+        HttpApi http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes);
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
 
         QueuedThreadPool threads = new QueuedThreadPool(200, 8);
@@ -125,8 +130,8 @@ public final class Gateway implements AutoCloseable {
                 if (!offered.isEmpty()) {
                     resp.setAcceptedSubProtocol(SUBPROTOCOL);
                 }
-                StreamEndpoint endpoint = new StreamEndpoint(principal, parser, producer, topics, router, outboundBytes,
-                        cancelOnDisconnect, registry, idempotencyTtl, attachRetention, limits, maxInFlight, clock, closed -> {
+                StreamEndpoint endpoint = new StreamEndpoint(principal, submitter, producer, topics, router, outboundBytes,
+                        cancelOnDisconnect, maxInFlight, clock, closed -> {
                             limits.disconnect(principal.tenant());
                             endpoints.remove(closed);
                         });
@@ -137,6 +142,9 @@ public final class Gateway implements AutoCloseable {
         ws.setHandler(new Handler.Abstract() {
             @Override
             public boolean handle(Request request, Response response, Callback callback) {
+                if (http.handle(request, response, callback)) {
+                    return true;
+                }
                 if ("/healthz".equals(Request.getPathInContext(request))) {
                     response.setStatus(200);
                     response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/plain");

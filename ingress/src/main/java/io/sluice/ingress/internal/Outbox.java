@@ -4,9 +4,6 @@ import io.sluice.schemas.TokenEvent;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
-import org.eclipse.jetty.websocket.api.Callback;
-import org.eclipse.jetty.websocket.api.Session;
-import org.eclipse.jetty.websocket.api.StatusCode;
 
 /**
  * The outbound queue of one socket, bounded in bytes. Frames go out one at a time, in the order
@@ -20,7 +17,7 @@ public final class Outbox {
     /** Bytes a queued frame costs beyond its text: the JSON around it. */
     static final int FRAME_OVERHEAD = 96;
 
-    private final Session session;
+    private final FrameSink sink;
     private final long maxBytes;
     private final long coalesceAt;
     private final ArrayDeque<Entry> queue = new ArrayDeque<>();
@@ -62,8 +59,8 @@ public final class Outbox {
         }
     }
 
-    public Outbox(Session session, long maxBytes) {
-        this.session = session;
+    public Outbox(FrameSink sink, long maxBytes) {
+        this.sink = sink;
         this.maxBytes = maxBytes;
         this.coalesceAt = maxBytes / 4;
     }
@@ -121,8 +118,7 @@ public final class Outbox {
         }
         if (next == null) {
             // Over the bound even after merging: the last resort, outside the lock.
-            session.close(StatusCode.POLICY_VIOLATION, "client too slow: more than " + maxBytes
-                    + " bytes of frames waiting even after merging tokens", Callback.NOOP);
+            sink.closeTooSlow("client too slow: more than " + maxBytes + " bytes of frames waiting even after merging tokens");
             return false;
         }
         write(next);
@@ -139,34 +135,30 @@ public final class Outbox {
     }
 
     private void write(Entry entry) {
-        session.sendText(entry.render(), new Callback() {
-            @Override
-            public void succeed() {
-                Entry next;
-                synchronized (Outbox.this) {
-                    Entry done = queue.poll();
-                    if (done != null) {
-                        queuedBytes -= done.bytes;
-                    }
-                    next = closed ? null : takeNext();
-                    writing = next != null;
-                }
-                if (next != null) {
-                    write(next);
-                }
-            }
-
-            @Override
-            public void fail(Throwable x) {
-                synchronized (Outbox.this) {
-                    closed = true;
-                    queue.clear();
-                    mergeable.clear();
-                    queuedBytes = 0;
-                    writing = false;
-                }
+        sink.send(entry.render(), this::written, x -> {
+            synchronized (Outbox.this) {
+                closed = true;
+                queue.clear();
+                mergeable.clear();
+                queuedBytes = 0;
+                writing = false;
             }
         });
+    }
+
+    private void written() {
+        Entry next;
+        synchronized (this) {
+            Entry done = queue.poll();
+            if (done != null) {
+                queuedBytes -= done.bytes;
+            }
+            next = closed ? null : takeNext();
+            writing = next != null;
+        }
+        if (next != null) {
+            write(next);
+        }
     }
 
     public synchronized boolean isClosed() {

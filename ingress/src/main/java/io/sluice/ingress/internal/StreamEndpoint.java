@@ -6,7 +6,6 @@ import io.sluice.egress.StreamListener;
 import io.sluice.egress.Subscription;
 import io.sluice.egress.TokenRouter;
 import io.sluice.ingress.Authenticator.Principal;
-import io.sluice.idempotency.IdempotencyKeys;
 import io.sluice.idempotency.Submission;
 import io.sluice.idempotency.SubmissionRegistry;
 import io.sluice.ingress.ProtocolError;
@@ -17,11 +16,9 @@ import io.sluice.schemas.TokenEvent;
 import io.sluice.schemas.Topics;
 import org.apache.avro.specific.SpecificRecord;
 import java.time.Clock;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -34,15 +31,11 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private static final Logger log = LoggerFactory.getLogger(StreamEndpoint.class);
 
     private final Principal principal;
-    private final GenerateParser parser;
+    private final RequestSubmitter submitter;
     private final Producer<String, SpecificRecord> producer;
-    private final String requestsTopic;
     private final String controlTopic;
     private final boolean cancelOnDisconnect;
     private final SubmissionRegistry registry;
-    private final Duration idempotencyTtl;
-    private final Duration attachRetention;
-    private final TenantLimits limits;
     private final int maxInFlight;
     private Session session;
     /** Closed by a draining gateway: its streams are left running for the client to attach to elsewhere. */
@@ -54,20 +47,15 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private final Map<String, Subscription> streams = new ConcurrentHashMap<>();
     private Outbox outbox;
 
-    public StreamEndpoint(Principal principal, GenerateParser parser, Producer<String, SpecificRecord> producer,
-            Topics topics, TokenRouter router, long outboundBytes, boolean cancelOnDisconnect, SubmissionRegistry registry,
-            Duration idempotencyTtl, Duration attachRetention, TenantLimits limits, int maxInFlight, Clock clock,
+    public StreamEndpoint(Principal principal, RequestSubmitter submitter, Producer<String, SpecificRecord> producer,
+            Topics topics, TokenRouter router, long outboundBytes, boolean cancelOnDisconnect, int maxInFlight, Clock clock,
             java.util.function.Consumer<StreamEndpoint> onClose) {
         this.principal = principal;
-        this.parser = parser;
+        this.submitter = submitter;
+        this.registry = submitter.registry();
         this.producer = producer;
-        this.requestsTopic = topics.requests();
         this.controlTopic = topics.control();
         this.cancelOnDisconnect = cancelOnDisconnect;
-        this.registry = registry;
-        this.idempotencyTtl = idempotencyTtl;
-        this.attachRetention = attachRetention;
-        this.limits = limits;
         this.maxInFlight = maxInFlight;
         this.onClose = onClose;
         this.router = router;
@@ -78,7 +66,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     @Override
     public void onWebSocketOpen(Session session) {
         this.session = session;
-        this.outbox = new Outbox(session, outboundBytes);
+        this.outbox = new Outbox(new WebSocketSink(session), outboundBytes);
     }
 
     /** Requests this socket still follows. */
@@ -129,56 +117,25 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     }
 
     private void generate(JsonNode msg, String clientId) throws ProtocolError {
-        if (!principal.may("infer")) {
-            throw new ProtocolError(ProtocolError.Code.forbidden, "scope: generate needs the infer scope", false);
-        }
         if (streams.size() >= maxInFlight) {
             throw new ProtocolError(ProtocolError.Code.rate_limited, "in_flight: this socket already follows " + maxInFlight
                     + " unfinished requests (gateway.max.inflight.per.socket)", true);
         }
-        String requestId = UUID.randomUUID().toString();
-        InferenceRequest request = parser.parse(msg, requestId, principal.tenant(), principal.subject(), clock.instant());
-        if (!limits.admit(principal.tenant())) {
-            throw new ProtocolError(ProtocolError.Code.rate_limited,
-                    "rate: tenant over its request rate (gateway.tenant.requests.per.second)", true);
-        }
-        long now = request.getCreatedAt().toEpochMilli();
-        boolean keyed = (request.getIdempotencyKey() != null && !request.getIdempotencyKey().isEmpty())
-                || request.getMetadata().containsKey(IdempotencyKeys.BUSINESS_ID);
-        if (keyed) {
-            String key = IdempotencyKeys.keyFor(principal.tenant(), requestId, request.getIdempotencyKey(), request.getMetadata());
-            String digest = RequestDigest.of(request);
-            Submission first = null;
-            try {
-                first = registry.register(key, requestId, digest, principal.tenant(), now, idempotencyTtl);
-            } catch (RuntimeException redisDown) {
-                // Without the registry the submit goes ahead; the workers' claim still decodes the key once.
-                log.warn("Idempotency registry unavailable ({}); submitting {} without it", redisDown.toString(), requestId);
-            }
-            if (first != null && !first.isNew()) {
-                if (!first.digest().equals(digest)) {
-                    throw ProtocolError.invalid("idempotency_key", "already used with different parameters");
-                }
-                follow(first.requestId(), -1, first.createdAtMillis(), Frames.accepted(clientId, first.requestId(), true));
-                return;
-            }
-        }
-        try {
-            registry.index(requestId, principal.tenant(), now, attachRetention);
-        } catch (RuntimeException redisDown) {
-            log.warn("Request index unavailable ({}); {} cannot be attached to from another socket", redisDown.toString(),
-                    requestId);
+        RequestSubmitter.Prepared prepared = submitter.prepare(principal, msg);
+        String requestId = prepared.requestId();
+        if (prepared.duplicate()) {
+            follow(requestId, -1, prepared.createdAtMillis(), Frames.accepted(clientId, requestId, true));
+            return;
         }
         // Subscribe before producing so no event of this request can pass unseen; hold events until
         // the client has its accepted frame.
         PendingStream stream = new PendingStream();
         Subscription sub = router.subscribe(requestId, -1, stream);
         streams.put(requestId, sub);
-        producer.send(new ProducerRecord<>(requestsTopic, requestId, request), (md, err) -> {
+        submitter.produce(prepared).whenComplete((ok, err) -> {
             if (err != null) {
                 sub.cancel();
                 streams.remove(requestId);
-                log.warn("Request {} not accepted by Kafka: {}", requestId, err.toString());
                 outbox.offer(Frames.error(clientId, requestId, new ProtocolError(ProtocolError.Code.overloaded,
                         "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true)));
             } else {

@@ -4,43 +4,32 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sluice.schemas.TokenEvent;
-import java.lang.reflect.Proxy;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import org.eclipse.jetty.websocket.api.Callback;
-import org.eclipse.jetty.websocket.api.Session;
 import org.junit.jupiter.api.Test;
 
 /**
- * The outbound queue against a client whose network does not drain: the test holds every write
- * callback, standing in for a peer whose TCP window stays shut (a state a test on loopback cannot
- * reach in reasonable time).
+ * The outbound queue against a client whose network does not drain: the sink holds every write
+ * completion, standing in for a peer whose TCP window stays shut (a state a test on loopback
+ * cannot reach in reasonable time; SlowClientTest covers a real stalled socket).
  */
 class OutboxTest {
     final List<String> sent = new ArrayList<>();
-    final List<Callback> pending = new ArrayList<>();
+    final List<Runnable> pending = new ArrayList<>();
     final List<String> closes = new ArrayList<>();
-    final Session stalled = (Session) Proxy.newProxyInstance(Session.class.getClassLoader(), new Class<?>[] {Session.class},
-            (proxy, method, args) -> {
-                switch (method.getName()) {
-                    case "sendText" -> {
-                        sent.add((String) args[0]);
-                        pending.add((Callback) args[1]);
-                    }
-                    case "close" -> {
-                        if (args != null && args.length == 3) {
-                            closes.add(args[0] + " " + args[1]);
-                        }
-                    }
-                    case "isOpen" -> {
-                        return closes.isEmpty();
-                    }
-                    default -> {
-                    }
-                }
-                return null;
-            });
+    final FrameSink stalled = new FrameSink() {
+        @Override
+        public void send(String frame, Runnable written, java.util.function.Consumer<Throwable> failed) {
+            sent.add(frame);
+            pending.add(written);
+        }
+
+        @Override
+        public void closeTooSlow(String reason) {
+            closes.add("1008 " + reason);
+        }
+    };
 
     static TokenEvent token(String request, int seq) {
         return TokenEvent.newBuilder().setRequestId(request).setSeq(seq).setTokenId(seq).setText("tok" + seq + " ")
@@ -49,7 +38,7 @@ class OutboxTest {
 
     void drain() {
         while (!pending.isEmpty()) {
-            pending.remove(0).succeed();
+            pending.remove(0).run();
         }
     }
 

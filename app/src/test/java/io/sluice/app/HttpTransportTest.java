@@ -1,0 +1,142 @@
+package io.sluice.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Clients without WebSocket: submit over HTTP, poll the result, or follow Server-Sent Events. */
+class HttpTransportTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static InProcessPipeline pipeline;
+    static HttpClient http;
+    static String base;
+
+    @BeforeAll
+    static void start() throws Exception {
+        pipeline = new InProcessPipeline("http");
+        http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+        base = "http://127.0.0.1:" + pipeline.gateway.port();
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        pipeline.close();
+    }
+
+    static HttpResponse<String> post(String token, String body) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create(base + "/v1/requests")).header("Authorization", "Bearer " + token)
+                .POST(HttpRequest.BodyPublishers.ofString(body)).timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    static HttpResponse<String> get(String token, String path) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create(base + path)).header("Authorization", "Bearer " + token)
+                .timeout(Duration.ofSeconds(30)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** Reads an SSE stream to its end: (id, event, data) triples. */
+    static List<String[]> events(String token, String requestId, String lastEventId) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + "/v1/requests/" + requestId + "/events"))
+                .header("Authorization", "Bearer " + token).timeout(Duration.ofSeconds(60));
+        if (lastEventId != null) {
+            b.header("Last-Event-ID", lastEventId);
+        }
+        HttpResponse<java.io.InputStream> r = http.send(b.build(), HttpResponse.BodyHandlers.ofInputStream());
+        assertThat(r.statusCode()).isEqualTo(200);
+        assertThat(r.headers().firstValue("content-type").orElse("")).startsWith("text/event-stream");
+        List<String[]> out = new ArrayList<>();
+        try (BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
+            String id = null;
+            String event = null;
+            String line;
+            while ((line = in.readLine()) != null) {
+                if (line.startsWith("id: ")) {
+                    id = line.substring(4);
+                } else if (line.startsWith("event: ")) {
+                    event = line.substring(7);
+                } else if (line.startsWith("data: ")) {
+                    out.add(new String[] {id, event, line.substring(6)});
+                    id = null;
+                }
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void postThenFollowTheEventsThenGetTheResult() throws Exception {
+        String token = pipeline.token("acme");
+        HttpResponse<String> accepted = post(token, "{\"prompt\":\"The lock keeper\",\"max_tokens\":15}");
+        assertThat(accepted.statusCode()).isEqualTo(202);
+        String id = JSON.readTree(accepted.body()).path("request_id").asText();
+
+        List<String[]> events = events(token, id, null);
+        StringBuilder text = new StringBuilder();
+        int expectedSeq = 0;
+        for (String[] e : events.subList(0, events.size() - 1)) {
+            assertThat(e[1]).isEqualTo("token");
+            JsonNode data = JSON.readTree(e[2]);
+            assertThat(data.path("seq").asInt()).isEqualTo(expectedSeq);
+            assertThat(e[0]).isEqualTo(String.valueOf(expectedSeq));
+            expectedSeq = (data.has("seq_end") ? data.path("seq_end").asInt() : data.path("seq").asInt()) + 1;
+            text.append(data.path("text").asText());
+        }
+        String[] last = events.get(events.size() - 1);
+        assertThat(last[1]).isEqualTo("done");
+        assertThat(JSON.readTree(last[2]).path("usage").path("completion_tokens").asInt()).isEqualTo(expectedSeq);
+
+        JsonNode status = JSON.readTree(get(token, "/v1/requests/" + id).body());
+        assertThat(status.path("status").asText()).isEqualTo("done");
+        assertThat(status.path("text").asText()).isEqualTo(text.toString());
+
+        List<String[]> resumed = events(token, id, "9");
+        assertThat(JSON.readTree(resumed.get(0)[2]).path("seq").asInt()).as("Last-Event-ID resumes after it").isEqualTo(10);
+        assertThat(resumed.get(resumed.size() - 1)[1]).isEqualTo("done");
+    }
+
+    @Test
+    void theSameAuthLimitsAndErrorsAsTheSocket() throws Exception {
+        String token = pipeline.token("acme");
+        HttpResponse<String> noToken = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/requests"))
+                .POST(HttpRequest.BodyPublishers.ofString("{}")).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(noToken.statusCode()).isEqualTo(401);
+        assertThat(JSON.readTree(noToken.body()).path("code").asText()).isEqualTo("unauthorized");
+
+        HttpResponse<String> bad = post(token, "{\"prompt\":\"hi\",\"max_tokens\":-3}");
+        assertThat(bad.statusCode()).isEqualTo(400);
+        assertThat(JSON.readTree(bad.body()).path("code").asText()).isEqualTo("invalid_request");
+        assertThat(JSON.readTree(bad.body()).path("message").asText()).startsWith("max_tokens");
+
+        HttpResponse<String> garbage = post(token, "{\"prompt\":");
+        assertThat(garbage.statusCode()).isEqualTo(400);
+        assertThat(JSON.readTree(garbage.body()).path("message").asText()).startsWith("body");
+
+        String id = JSON.readTree(post(token, "{\"prompt\":\"The river\",\"max_tokens\":3}").body()).path("request_id").asText();
+        String other = pipeline.token("globex");
+        assertThat(get(other, "/v1/requests/" + id).statusCode()).as("another tenant's request").isEqualTo(404);
+        assertThat(get(token, "/v1/requests/nope").statusCode()).isEqualTo(404);
+
+        String key = java.util.UUID.randomUUID().toString();
+        HttpResponse<String> first = post(token, "{\"prompt\":\"The river\",\"max_tokens\":4,\"idempotency_key\":\"" + key + "\"}");
+        HttpResponse<String> again = post(token, "{\"prompt\":\"The river\",\"max_tokens\":4,\"idempotency_key\":\"" + key + "\"}");
+        assertThat(first.statusCode()).isEqualTo(202);
+        assertThat(again.statusCode()).isEqualTo(200);
+        assertThat(JSON.readTree(again.body()).path("duplicate").asBoolean()).isTrue();
+        assertThat(JSON.readTree(again.body()).path("request_id").asText())
+                .isEqualTo(JSON.readTree(first.body()).path("request_id").asText());
+    }
+}

@@ -1,0 +1,289 @@
+package io.sluice.ingress.internal;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sluice.egress.StreamListener;
+import io.sluice.egress.Subscription;
+import io.sluice.egress.TokenRouter;
+import io.sluice.idempotency.Submission;
+import io.sluice.ingress.Authenticator;
+import io.sluice.ingress.ProtocolError;
+import io.sluice.schemas.InferenceResult;
+import io.sluice.schemas.SluiceCodec;
+import io.sluice.schemas.TokenEvent;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.Optional;
+import java.util.function.Consumer;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.util.Fields;
+
+/**
+ * The HTTP transport for clients without WebSocket, under the same authentication, limits and
+ * error codes: {@code POST /v1/requests} submits, {@code GET /v1/requests/{id}} tells the state
+ * and the result, {@code GET /v1/requests/{id}/events} streams the request as Server-Sent Events
+ * (each event's id is its seq, so {@code Last-Event-ID} resumes after it).
+ */
+public final class HttpApi {
+    private static final String PREFIX = "/v1/requests";
+
+    private final Authenticator authenticator;
+    private final RequestSubmitter submitter;
+    private final TokenRouter router;
+    private final int maxBodyBytes;
+    private final long outboundBytes;
+
+    public HttpApi(Authenticator authenticator, RequestSubmitter submitter, TokenRouter router, int maxBodyBytes,
+            long outboundBytes) {
+        this.authenticator = authenticator;
+        this.submitter = submitter;
+        this.router = router;
+        this.maxBodyBytes = maxBodyBytes;
+        this.outboundBytes = outboundBytes;
+    }
+
+    /** Handles the request if it is one of ours; false lets the next handler have it. */
+    public boolean handle(Request request, Response response, Callback callback) {
+        String path = Request.getPathInContext(request);
+        if (!path.equals(PREFIX) && !path.startsWith(PREFIX + "/")) {
+            return false;
+        }
+        Authenticator.Principal principal;
+        try {
+            principal = authenticator.authenticate(bearer(request));
+        } catch (Authenticator.Unauthorized e) {
+            response.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer realm=\"sluice\", error=\"invalid_token\"");
+            error(response, callback, new ProtocolError(ProtocolError.Code.unauthorized, "token: " + e.getMessage(), false));
+            return true;
+        }
+        String rest = path.substring(PREFIX.length());
+        try {
+            if (rest.isEmpty() && request.getMethod().equals("POST")) {
+                submit(request, response, callback, principal);
+            } else if (rest.matches("/[^/]+") && request.getMethod().equals("GET")) {
+                status(rest.substring(1), response, callback, principal);
+            } else if (rest.matches("/[^/]+/events") && request.getMethod().equals("GET")) {
+                events(rest.substring(1, rest.length() - "/events".length()), request, response, callback, principal);
+            } else {
+                error(response, callback, new ProtocolError(ProtocolError.Code.not_found, "path: no such resource", false));
+            }
+        } catch (ProtocolError e) {
+            error(response, callback, e);
+        }
+        return true;
+    }
+
+    private void submit(Request request, Response response, Callback callback, Authenticator.Principal principal)
+            throws ProtocolError {
+        long length = request.getLength();
+        if (length > maxBodyBytes) {
+            throw new ProtocolError(ProtocolError.Code.too_large, "body: more than " + maxBodyBytes + " bytes", false);
+        }
+        Content.Source.asString(request, StandardCharsets.UTF_8, org.eclipse.jetty.util.Promise.from(body -> {
+            try {
+                if (body.length() > maxBodyBytes) {
+                    throw new ProtocolError(ProtocolError.Code.too_large, "body: more than " + maxBodyBytes + " bytes", false);
+                }
+                JsonNode msg;
+                try {
+                    msg = Frames.JSON.readTree(body);
+                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                    throw ProtocolError.invalid("body", "not valid JSON (" + e.getOriginalMessage() + ")");
+                }
+                if (msg == null || !msg.isObject()) {
+                    throw ProtocolError.invalid("body", "must be a JSON object");
+                }
+                ((ObjectNode) msg).put("type", "generate");
+                RequestSubmitter.Prepared prepared = submitter.prepare(principal, msg);
+                ObjectNode accepted = Frames.JSON.createObjectNode().put("request_id", prepared.requestId())
+                        .put("duplicate", prepared.duplicate());
+                if (prepared.duplicate()) {
+                    json(response, callback, 200, accepted.toString());
+                    return;
+                }
+                submitter.produce(prepared).whenComplete((ok, err) -> {
+                    if (err != null) {
+                        error(response, callback, new ProtocolError(ProtocolError.Code.overloaded,
+                                "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true));
+                    } else {
+                        json(response, callback, 202, accepted.toString());
+                    }
+                });
+            } catch (ProtocolError e) {
+                error(response, callback, e);
+            }
+        }, failure -> error(response, callback, ProtocolError.invalid("body", "unreadable: " + failure))));
+    }
+
+    private Submission known(String requestId, Authenticator.Principal principal) throws ProtocolError {
+        Optional<Submission> known;
+        try {
+            known = submitter.registry().lookup(requestId);
+        } catch (RuntimeException redisDown) {
+            throw new ProtocolError(ProtocolError.Code.overloaded, "request index unavailable, retry shortly", true);
+        }
+        // Another tenant's request looks exactly like one that does not exist.
+        if (known.isEmpty() || !known.get().tenant().equals(principal.tenant())) {
+            throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request", false);
+        }
+        return known.get();
+    }
+
+    private void status(String requestId, Response response, Callback callback, Authenticator.Principal principal)
+            throws ProtocolError {
+        known(requestId, principal);
+        Optional<byte[]> outcome;
+        try {
+            outcome = submitter.registry().outcomeOf(requestId);
+        } catch (RuntimeException redisDown) {
+            throw new ProtocolError(ProtocolError.Code.overloaded, "result store unavailable, retry shortly", true);
+        }
+        ObjectNode body = Frames.JSON.createObjectNode().put("request_id", requestId);
+        if (outcome.isEmpty()) {
+            body.put("status", "pending");
+        } else {
+            InferenceResult r = SluiceCodec.get().decode(outcome.get(), InferenceResult.class);
+            body.put("status", r.getError() == null ? "done" : "failed");
+            if (r.getError() == null) {
+                body.put("finish_reason", r.getFinishReason().name()).put("text", r.getText());
+                body.putObject("usage").put("prompt_tokens", r.getPromptTokens())
+                        .put("completion_tokens", r.getCompletionTokens());
+            } else {
+                body.putObject("error").put("code", r.getError().getCode()).put("message", r.getError().getMessage())
+                        .put("retryable", r.getError().getRetryable());
+            }
+        }
+        json(response, callback, 200, body.toString());
+    }
+
+    private void events(String requestId, Request request, Response response, Callback callback,
+            Authenticator.Principal principal) throws ProtocolError {
+        Submission known = known(requestId, principal);
+        int afterSeq = -1;
+        String last = request.getHeaders().get("Last-Event-ID");
+        if (last != null) {
+            try {
+                afterSeq = Integer.parseInt(last.trim());
+            } catch (NumberFormatException e) {
+                throw ProtocolError.invalid("Last-Event-ID", "must be the seq of the last event received");
+            }
+        }
+        response.setStatus(200);
+        response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream;charset=utf-8");
+        response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");
+        SseSink sink = new SseSink(response, callback);
+        Outbox outbox = new Outbox(sink, outboundBytes);
+        Subscription[] sub = new Subscription[1];
+        sink.onEnd(() -> {
+            if (sub[0] != null) {
+                sub[0].cancel();
+            }
+            outbox.close();
+        });
+        try {
+            sub[0] = router.subscribeFromHistory(requestId, afterSeq, new StreamListener() {
+                @Override
+                public void onToken(TokenEvent token) {
+                    outbox.offerToken(token);
+                }
+
+                @Override
+                public void onResult(InferenceResult result) {
+                    outbox.offer(Frames.terminal(result));
+                    outbox.offer(SseSink.END);
+                }
+            }, known.createdAtMillis());
+        } catch (java.util.concurrent.RejectedExecutionException busy) {
+            throw new ProtocolError(ProtocolError.Code.overloaded, "events: too many replays under way, retry shortly", true);
+        }
+    }
+
+    private static String bearer(Request req) {
+        String header = req.getHeaders().get(HttpHeader.AUTHORIZATION);
+        if (header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)) {
+            return header.substring(7).trim();
+        }
+        Fields query = Request.extractQueryParameters(req);
+        return query.getValue("access_token");
+    }
+
+    static int statusOf(ProtocolError.Code code) {
+        return switch (code) {
+            case invalid_request -> 400;
+            case unauthorized -> 401;
+            case forbidden -> 403;
+            case not_found -> 404;
+            case too_large -> 413;
+            case rate_limited -> 429;
+            case overloaded -> 503;
+            case failed, dead_lettered -> 500;
+        };
+    }
+
+    private static void error(Response response, Callback callback, ProtocolError e) {
+        json(response, callback, statusOf(e.code()), Frames.error(null, null, e));
+    }
+
+    private static void json(Response response, Callback callback, int status, String body) {
+        response.setStatus(status);
+        response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
+        response.write(true, ByteBuffer.wrap(body.getBytes(StandardCharsets.UTF_8)), callback);
+    }
+
+    /** Frames as Server-Sent Events on one HTTP response. */
+    static final class SseSink implements FrameSink {
+        /** Queued after the terminal frame: ends the response once everything before it is written. */
+        static final String END = "\u0000end";
+        private final Response response;
+        private final Callback done;
+        private volatile Runnable onEnd = () -> { };
+
+        SseSink(Response response, Callback done) {
+            this.response = response;
+            this.done = done;
+        }
+
+        void onEnd(Runnable r) {
+            this.onEnd = r;
+        }
+
+        @Override
+        public void send(String frame, Runnable written, Consumer<Throwable> failed) {
+            if (END.equals(frame)) {
+                response.write(true, ByteBuffer.allocate(0), Callback.from(() -> {
+                    done.succeeded();
+                    onEnd.run();
+                }, x -> {
+                    done.failed(x);
+                    onEnd.run();
+                }));
+                return;
+            }
+            String event;
+            try {
+                JsonNode f = Frames.JSON.readTree(frame);
+                String type = f.path("type").asText();
+                String id = f.has("seq_end") ? f.path("seq_end").asText() : f.has("seq") ? f.path("seq").asText() : null;
+                event = (id == null ? "" : "id: " + id + "\n") + "event: " + type + "\ndata: " + frame + "\n\n";
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                failed.accept(e);
+                return;
+            }
+            response.write(false, ByteBuffer.wrap(event.getBytes(StandardCharsets.UTF_8)), Callback.from(written, x -> {
+                failed.accept(x);
+                done.failed(x);
+                onEnd.run();
+            }));
+        }
+
+        @Override
+        public void closeTooSlow(String reason) {
+            done.failed(new IllegalStateException(reason));
+            onEnd.run();
+        }
+    }
+}
