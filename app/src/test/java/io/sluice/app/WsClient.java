@@ -15,7 +15,7 @@ import org.eclipse.jetty.websocket.client.WebSocketClient;
 /** A real WebSocket client over loopback that records every frame it receives. */
 public final class WsClient implements AutoCloseable {
     static final ObjectMapper JSON = new ObjectMapper();
-    private final WebSocketClient client = new WebSocketClient();
+    private final WebSocketClient client;
     private final BlockingQueue<JsonNode> frames = new LinkedBlockingQueue<>();
     private final BlockingQueue<String> closes = new LinkedBlockingQueue<>();
     private Session session;
@@ -24,8 +24,17 @@ public final class WsClient implements AutoCloseable {
         return connect(url, token, null);
     }
 
+    private WsClient(WebSocketClient client) {
+        this.client = client;
+    }
+
     static WsClient connect(String url, String token, String origin) throws Exception {
-        WsClient c = new WsClient();
+        return connect(new WebSocketClient(), url, token, origin);
+    }
+
+    /** Connects through {@code client} (for example one set up for TLS); the WsClient stops it on close. */
+    static WsClient connect(WebSocketClient client, String url, String token, String origin) throws Exception {
+        WsClient c = new WsClient(client);
         c.client.start();
         ClientUpgradeRequest req = new ClientUpgradeRequest();
         if (token != null) {

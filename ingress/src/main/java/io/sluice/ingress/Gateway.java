@@ -50,6 +50,7 @@ public final class Gateway implements AutoCloseable {
     private final TokenRouter router;
     private final Authenticator authenticator;
     private final ServerConnector connector;
+    private final boolean secure;
     private final SubmissionRegistry registry;
     private final java.util.Set<StreamEndpoint> endpoints = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final Duration drainTimeout;
@@ -92,7 +93,16 @@ public final class Gateway implements AutoCloseable {
         QueuedThreadPool threads = new QueuedThreadPool(200, 8);
         threads.setName("sluice-gateway");
         this.server = new Server(threads);
-        this.connector = new ServerConnector(server);
+        var tls = config.tls();
+        if (tls == null) {
+            this.connector = new ServerConnector(server);
+        } else {
+            org.eclipse.jetty.server.HttpConfiguration https = new org.eclipse.jetty.server.HttpConfiguration();
+            https.addCustomizer(new org.eclipse.jetty.server.SecureRequestCustomizer(false));
+            this.connector = new ServerConnector(server, new org.eclipse.jetty.server.SslConnectionFactory(tls, "http/1.1"),
+                    new org.eclipse.jetty.server.HttpConnectionFactory(https));
+        }
+        this.secure = tls != null;
         connector.setHost(config.getString(GatewayConfig.HOST));
         connector.setPort(config.getInt(GatewayConfig.PORT));
         server.addConnector(connector);
@@ -157,7 +167,7 @@ public final class Gateway implements AutoCloseable {
         server.setHandler(ws);
         server.setStopTimeout(5000);
         server.start();
-        log.info("Gateway {} listening on ws://{}:{}{}", id, connector.getHost(), connector.getLocalPort(), PATH);
+        log.info("Gateway {} listening on {}", id, url());
     }
 
     private static String bearer(Request req) {
@@ -179,7 +189,7 @@ public final class Gateway implements AutoCloseable {
     }
 
     public String url() {
-        return "ws://" + connector.getHost() + ":" + port() + PATH;
+        return (secure ? "wss://" : "ws://") + connector.getHost() + ":" + port() + PATH;
     }
 
     public Authenticator authenticator() {

@@ -32,6 +32,12 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String TENANT_REQUESTS_PER_SECOND = "gateway.tenant.requests.per.second";
     public static final String MAX_CONNECTIONS_PER_TENANT = "gateway.max.connections.per.tenant";
     public static final String DRAIN_TIMEOUT_MS = "gateway.drain.timeout.ms";
+    public static final String TLS_KEYSTORE_FILE = "gateway.tls.keystore.file";
+    public static final String TLS_KEYSTORE_PASSWORD = "gateway.tls.keystore.password";
+    public static final String TLS_CERT_FILE = "gateway.tls.cert.file";
+    public static final String TLS_KEY_FILE = "gateway.tls.key.file";
+    public static final String TLS_CLIENT_AUTH = "gateway.tls.client.auth";
+    public static final String TLS_CLIENT_CA_FILE = "gateway.tls.client.ca.file";
     public static final String ATTACH_RETENTION_MS = "gateway.attach.retention.ms";
 
     public static final ConfigDef CONFIG = CommonConfig.define()
@@ -81,6 +87,16 @@ public final class GatewayConfig extends AbstractConfig {
             .define(DRAIN_TIMEOUT_MS, Type.LONG, 10_000L, Range.atLeast(0), Importance.MEDIUM,
                     "On shutdown, how long unfinished streams may run before their sockets are closed (1001, with a "
                             + "reason telling the client to attach elsewhere).")
+            .define(TLS_KEYSTORE_FILE, Type.STRING, "", Importance.HIGH,
+                    "Keystore (PKCS12 or JKS) with the server certificate and key; serves wss:// and https://.")
+            .define(TLS_KEYSTORE_PASSWORD, Type.PASSWORD, "", Importance.HIGH, "Password of the keystore.")
+            .define(TLS_CERT_FILE, Type.STRING, "", Importance.HIGH,
+                    "PEM certificate chain of the server, instead of a keystore (with " + TLS_KEY_FILE + ").")
+            .define(TLS_KEY_FILE, Type.STRING, "", Importance.HIGH, "PEM private key (unencrypted PKCS#8) of the server.")
+            .define(TLS_CLIENT_AUTH, Type.STRING, "none", ConfigDef.ValidString.in("none", "want", "need"), Importance.MEDIUM,
+                    "Client certificates: none, want (checked when sent) or need (required).")
+            .define(TLS_CLIENT_CA_FILE, Type.STRING, "", Importance.MEDIUM,
+                    "PEM file of the CA certificates that client certificates must chain to.")
             .define(IDEMPOTENCY_TTL_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "How long an idempotency key is remembered: a repeated submit within it gets the first request.")
             .define(ATTACH_RETENTION_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
@@ -91,6 +107,22 @@ public final class GatewayConfig extends AbstractConfig {
         if (getPassword(JWT_SECRET) == null && getString(JWT_JWKS_FILE).isBlank() && getString(JWT_PUBLIC_KEY_FILE).isBlank()) {
             throw new ConfigException("No key to verify client JWTs: set " + JWT_SECRET + ", " + JWT_JWKS_FILE + " or "
                     + JWT_PUBLIC_KEY_FILE);
+        }
+    }
+
+    /** TLS for the connector, or null for plain ws:// and http://; fails naming the key at fault. */
+    public org.eclipse.jetty.util.ssl.SslContextFactory.Server tls() {
+        if (getString(TLS_CERT_FILE).isBlank() != getString(TLS_KEY_FILE).isBlank()) {
+            throw new ConfigException(TLS_KEY_FILE, getString(TLS_KEY_FILE), TLS_CERT_FILE + " and " + TLS_KEY_FILE
+                    + " go together");
+        }
+        try {
+            return io.sluice.ingress.internal.TlsSetup.server(getString(TLS_KEYSTORE_FILE),
+                    getPassword(TLS_KEYSTORE_PASSWORD).value(), getString(TLS_CERT_FILE), getString(TLS_KEY_FILE),
+                    getString(TLS_CLIENT_AUTH), getString(TLS_CLIENT_CA_FILE));
+        } catch (java.io.IOException | java.security.GeneralSecurityException e) {
+            String key = getString(TLS_KEYSTORE_FILE).isBlank() ? TLS_CERT_FILE : TLS_KEYSTORE_FILE;
+            throw new ConfigException(key, getString(key), "cannot load TLS material: " + e.getMessage());
         }
     }
 
