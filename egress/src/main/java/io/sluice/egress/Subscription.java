@@ -15,6 +15,7 @@ public final class Subscription {
     static final int MAX_HELD = 4096;
 
     private final String requestId;
+    private final int partition;
     private final StreamListener listener;
     private final TokenRouter router;
     private final TreeMap<Integer, TokenEvent> held = new TreeMap<>();
@@ -23,8 +24,9 @@ public final class Subscription {
     private InferenceResult pendingResult;
     private boolean done;
 
-    Subscription(String requestId, int afterSeq, StreamListener listener, TokenRouter router) {
+    Subscription(String requestId, int partition, int afterSeq, StreamListener listener, TokenRouter router) {
         this.requestId = requestId;
+        this.partition = partition;
         this.nextSeq = afterSeq + 1;
         this.listener = listener;
         this.router = router;
@@ -32,6 +34,11 @@ public final class Subscription {
 
     public String requestId() {
         return requestId;
+    }
+
+    /** The tokens partition the request's events are read from. */
+    public int partition() {
+        return partition;
     }
 
     /** Seq the client expects next. */

@@ -5,101 +5,175 @@ import io.sluice.schemas.InferenceResult;
 import io.sluice.schemas.MalformedRecordException;
 import io.sluice.schemas.TokenEvent;
 import io.sluice.schemas.Topics;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.avro.specific.SpecificRecord;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.utils.Utils;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Reads the tokens topic and hands each event to the subscriptions that follow its request.
+ * Reads the tokens topic and hands each event to the subscriptions that follow its request,
+ * reading only the partitions this gateway needs.
  *
- * <p>One thread owns the consumer. The router reads outside any consumer group: it is assigned
- * every partition and starts at the end, positions resolved before {@link #start} returns, so a
- * subscription made after that sees every event produced after it.
+ * <p>Gateways share a consumer group on the tokens topic, so each gets its own <em>home</em>
+ * partitions. A request submitted through this gateway carries one of them as its reply
+ * partition, and workers publish its events there: no gateway reads another's traffic. A
+ * request routed elsewhere (an attach, a duplicate, a request written straight to Kafka) is read
+ * from its partition by a second, group-free reader for as long as a subscription needs it. When
+ * a rebalance takes a home partition away while streams still use it, that reader takes over at
+ * the exact position the group reader had reached, so live streams never break; when one comes
+ * home, the group reader starts where the other left off.
+ *
+ * <p>One thread owns both consumers; other threads hand it work through a queue.
  */
 public final class TokenRouter implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(TokenRouter.class);
 
-    private final KafkaConsumer<String, byte[]> consumer;
+    private final KafkaConsumer<String, byte[]> home;
+    private final KafkaConsumer<String, byte[]> extra;
     private final Map<String, List<Subscription>> byRequest = new ConcurrentHashMap<>();
+    /** Live subscriptions per partition; the extra reader follows those outside home. */
+    private final Map<Integer, AtomicInteger> needs = new ConcurrentHashMap<>();
+    private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
+    private volatile List<Integer> homePartitions = List.of();
+    private final AtomicInteger nextHome = new AtomicInteger();
+    private final CountDownLatch assigned = new CountDownLatch(1);
+    private final AtomicLong recordsRead = new AtomicLong();
     private final Thread thread;
     private volatile boolean running = true;
     private final String bootstrapServers;
     private final String topic;
     private final int partitions;
     /** Replays of history run here: few threads and a bounded queue, so attach storms cannot exhaust the gateway. */
-    private final java.util.concurrent.ThreadPoolExecutor replays = new java.util.concurrent.ThreadPoolExecutor(2, 2,
-            30, java.util.concurrent.TimeUnit.SECONDS, new java.util.concurrent.ArrayBlockingQueue<>(256),
-            r -> {
+    private final ThreadPoolExecutor replays = new ThreadPoolExecutor(2, 2, 30, TimeUnit.SECONDS,
+            new ArrayBlockingQueue<>(256), r -> {
                 Thread t = new Thread(r, "sluice-token-replay");
                 t.setDaemon(true);
                 return t;
             });
 
-    private TokenRouter(String bootstrapServers, Topics topics, String clientId) {
-        this.consumer = new KafkaConsumer<>(Map.of(
+    private TokenRouter(String bootstrapServers, Topics topics, String groupId, String clientId) {
+        this.bootstrapServers = bootstrapServers;
+        this.topic = topics.tokens();
+        this.home = new KafkaConsumer<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
+                ConsumerConfig.GROUP_ID_CONFIG, groupId,
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
+                ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "latest",
                 ConsumerConfig.CLIENT_ID_CONFIG, clientId,
                 ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 10),
                 new StringDeserializer(), new ByteArrayDeserializer());
-        List<TopicPartition> partitions = consumer.partitionsFor(topics.tokens(), Duration.ofSeconds(30)).stream()
-                .map(p -> new TopicPartition(p.topic(), p.partition())).toList();
-        if (partitions.isEmpty()) {
-            throw new IllegalStateException("Topic " + topics.tokens() + " does not exist");
+        this.extra = new KafkaConsumer<>(Map.of(
+                ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
+                ConsumerConfig.CLIENT_ID_CONFIG, clientId + "-extra",
+                ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 10),
+                new StringDeserializer(), new ByteArrayDeserializer());
+        int n = home.partitionsFor(topic, Duration.ofSeconds(30)).size();
+        if (n == 0) {
+            throw new IllegalStateException("Topic " + topic + " does not exist");
         }
-        consumer.assign(partitions);
-        consumer.seekToEnd(partitions);
-        partitions.forEach(consumer::position);
-        this.bootstrapServers = bootstrapServers;
-        this.topic = topics.tokens();
-        this.partitions = partitions.size();
+        this.partitions = n;
         this.thread = new Thread(this::run, "sluice-token-router");
     }
 
-    /** Starts a router positioned at the end of the tokens topic. */
-    public static TokenRouter start(String bootstrapServers, Topics topics, String clientId) {
-        TokenRouter router = new TokenRouter(bootstrapServers, topics, clientId);
+    /**
+     * Starts a router in the gateways' group {@code groupId} and waits (up to 30 s) until the group
+     * gave it its home partitions, so requests submitted from now on can be routed home.
+     */
+    public static TokenRouter start(String bootstrapServers, Topics topics, String groupId, String clientId) {
+        TokenRouter router = new TokenRouter(bootstrapServers, topics, groupId, clientId);
         router.thread.start();
+        try {
+            if (!router.assigned.await(30, TimeUnit.SECONDS)) {
+                log.warn("No home partitions after 30 s; requests are routed by key until the group assigns some");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         return router;
     }
 
+    /** The partition the next request submitted here should carry as its reply route: a home one, or -1 (by key). */
+    public int replyPartition() {
+        List<Integer> h = homePartitions;
+        return h.isEmpty() ? -1 : h.get(Math.floorMod(nextHome.getAndIncrement(), h.size()));
+    }
+
+    /** Records read from the tokens topic by this gateway so far (for read-amplification figures). */
+    public long recordsRead() {
+        return recordsRead.get();
+    }
+
+    /** The tokens partition a request's events go to: its reply partition, else Kafka's default partitioner. */
+    public int partitionOf(String requestId, int replyPartition) {
+        if (replyPartition >= 0 && replyPartition < partitions) {
+            return replyPartition;
+        }
+        return Utils.toPositive(Utils.murmur2(requestId.getBytes(StandardCharsets.UTF_8))) % partitions;
+    }
+
     /**
-     * Follows {@code requestId}, delivering seqs after {@code afterSeq} (-1 for all).
+     * Follows a request submitted through this gateway, delivering seqs after {@code afterSeq}.
      * Subscribe before the request is produced so no event can slip past.
      */
-    public Subscription subscribe(String requestId, int afterSeq, StreamListener listener) {
-        Subscription s = new Subscription(requestId, afterSeq, listener, this);
+    public Subscription subscribe(String requestId, int replyPartition, int afterSeq, StreamListener listener) {
+        int partition = partitionOf(requestId, replyPartition);
+        if (!homePartitions.contains(partition)) {
+            // Not read live here yet: bridge the moments until it is from the partition's history.
+            return subscribeFromHistory(requestId, replyPartition, afterSeq, listener, System.currentTimeMillis());
+        }
+        Subscription s = new Subscription(requestId, partition, afterSeq, listener, this);
         byRequest.computeIfAbsent(requestId, k -> new CopyOnWriteArrayList<>()).add(s);
+        needs.computeIfAbsent(partition, k -> new AtomicInteger()).incrementAndGet();
         return s;
     }
 
     /**
      * Follows {@code requestId} from its beginning, also when some or all of its events were
      * produced before this call: the live stream is subscribed first, then the request's
-     * partition is read from {@code sinceMillis} up to its end as it was right after subscribing.
-     * Everything after that end reaches the live subscription, so nothing falls between the two,
-     * and the subscription drops what both deliver.
+     * partition is read from {@code sinceMillis} up to its end as it was right after subscribing,
+     * and the live reading of that partition starts no later than that end. Nothing falls between
+     * the two, and the subscription drops what both deliver.
      *
      * @param sinceMillis a time at or before the request's first event (its creation time)
-     * @throws java.util.concurrent.RejectedExecutionException when too many replays are under way
+     * @throws RejectedExecutionException when too many replays are under way
      */
-    public Subscription subscribeFromHistory(String requestId, int afterSeq, StreamListener listener, long sinceMillis) {
-        Subscription s = subscribe(requestId, afterSeq, listener);
+    public Subscription subscribeFromHistory(String requestId, int replyPartition, int afterSeq, StreamListener listener,
+            long sinceMillis) {
+        int partition = partitionOf(requestId, replyPartition);
+        Subscription s = new Subscription(requestId, partition, afterSeq, listener, this);
+        byRequest.computeIfAbsent(requestId, k -> new CopyOnWriteArrayList<>()).add(s);
+        needs.computeIfAbsent(partition, k -> new AtomicInteger()).incrementAndGet();
         try {
             replays.execute(() -> replay(s, sinceMillis));
-        } catch (java.util.concurrent.RejectedExecutionException e) {
+        } catch (RejectedExecutionException e) {
             remove(s);
             throw e;
         }
@@ -107,7 +181,7 @@ public final class TokenRouter implements AutoCloseable {
     }
 
     private void replay(Subscription s, long sinceMillis) {
-        TopicPartition tp = new TopicPartition(topic, partitionOf(s.requestId()));
+        TopicPartition tp = new TopicPartition(topic, s.partition());
         try (KafkaConsumer<String, byte[]> history = new KafkaConsumer<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
@@ -116,6 +190,8 @@ public final class TokenRouter implements AutoCloseable {
                 new StringDeserializer(), new ByteArrayDeserializer())) {
             history.assign(List.of(tp));
             long end = history.endOffsets(List.of(tp)).get(tp);
+            // Live reading of the partition must start at or before `end`.
+            commands.add(() -> follow(s.partition(), end));
             // Producer and broker clocks may differ a little: start somewhat before the creation time.
             var start = history.offsetsForTimes(Map.of(tp, Math.max(0, sinceMillis - 5_000))).get(tp);
             if (start == null) {
@@ -141,17 +217,18 @@ public final class TokenRouter implements AutoCloseable {
         }
     }
 
-    /** The tokens partition of a request: Kafka's default partitioner on the request id. */
-    int partitionOf(String requestId) {
-        byte[] key = requestId.getBytes(java.nio.charset.StandardCharsets.UTF_8);
-        return org.apache.kafka.common.utils.Utils.toPositive(org.apache.kafka.common.utils.Utils.murmur2(key)) % partitions;
-    }
-
     void remove(Subscription s) {
+        boolean[] removed = {false};
         byRequest.computeIfPresent(s.requestId(), (k, list) -> {
-            list.remove(s);
+            removed[0] = list.remove(s);
             return list.isEmpty() ? null : list;
         });
+        if (removed[0]) {
+            AtomicInteger n = needs.get(s.partition());
+            if (n != null && n.decrementAndGet() == 0) {
+                commands.add(this::reconcileExtra);
+            }
+        }
     }
 
     /** Requests currently followed. */
@@ -159,33 +236,134 @@ public final class TokenRouter implements AutoCloseable {
         return byRequest.size();
     }
 
+    // ---- router thread -------------------------------------------------------------------
+
+    /** Makes sure {@code partition} is read live from no later than {@code atMost} (-1: from the end). */
+    private void follow(int partition, long atMost) {
+        TopicPartition tp = new TopicPartition(topic, partition);
+        if (home.assignment().contains(tp)) {
+            if (atMost >= 0 && home.position(tp) > atMost) {
+                home.seek(tp, atMost);
+            }
+            return;
+        }
+        Set<TopicPartition> now = new HashSet<>(extra.assignment());
+        if (now.contains(tp)) {
+            if (atMost >= 0 && extra.position(tp) > atMost) {
+                extra.seek(tp, atMost);
+            }
+            return;
+        }
+        now.add(tp);
+        extra.assign(now);
+        if (atMost >= 0) {
+            extra.seek(tp, atMost);
+        } else {
+            extra.seekToEnd(List.of(tp));
+            extra.position(tp);
+        }
+    }
+
+    /** Drops from the extra reader every partition no subscription needs any more, or that came home. */
+    private void reconcileExtra() {
+        Set<TopicPartition> keep = new HashSet<>();
+        for (TopicPartition tp : extra.assignment()) {
+            AtomicInteger n = needs.get(tp.partition());
+            if (n != null && n.get() > 0 && !home.assignment().contains(tp)) {
+                keep.add(tp);
+            }
+        }
+        if (!keep.equals(extra.assignment())) {
+            extra.assign(keep);
+        }
+    }
+
     private void run() {
-        try {
-            while (running) {
-                for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(100))) {
-                    List<Subscription> subs = byRequest.get(record.key());
-                    if (subs == null || record.value() == null) {
-                        continue;
-                    }
-                    SpecificRecord event;
-                    try {
-                        event = AvroSerde.anyDeserializer().deserialize(record.topic(), record.value());
-                    } catch (MalformedRecordException e) {
-                        log.warn("Skipping undecodable event at {}-{}@{}: {}", record.topic(), record.partition(),
-                                record.offset(), e.getMessage());
-                        continue;
-                    }
-                    for (Subscription s : subs) {
-                        dispatch(s, event);
+        home.subscribe(List.of(topic), new ConsumerRebalanceListener() {
+            @Override
+            public void onPartitionsRevoked(Collection<TopicPartition> revoked) {
+                // Streams still routed to a partition going away keep being read, from exactly here.
+                for (TopicPartition tp : revoked) {
+                    AtomicInteger n = needs.get(tp.partition());
+                    if (n != null && n.get() > 0) {
+                        long position = home.position(tp);
+                        Set<TopicPartition> now = new HashSet<>(extra.assignment());
+                        now.add(tp);
+                        extra.assign(now);
+                        extra.seek(tp, position);
                     }
                 }
+                homePartitions = List.of();
             }
-        } catch (WakeupException e) {
-            // closing
+
+            @Override
+            public void onPartitionsAssigned(Collection<TopicPartition> added) {
+                Set<TopicPartition> moved = new HashSet<>();
+                for (TopicPartition tp : added) {
+                    if (extra.assignment().contains(tp)) {
+                        // Start where the extra reader is, so nothing between the two is skipped.
+                        home.seek(tp, extra.position(tp));
+                        moved.add(tp);
+                    } else {
+                        home.seekToEnd(List.of(tp));
+                        home.position(tp);
+                    }
+                }
+                if (!moved.isEmpty()) {
+                    Set<TopicPartition> keep = new HashSet<>(extra.assignment());
+                    keep.removeAll(moved);
+                    extra.assign(keep);
+                }
+                List<Integer> h = new ArrayList<>();
+                home.assignment().forEach(tp -> h.add(tp.partition()));
+                homePartitions = List.copyOf(h);
+                assigned.countDown();
+            }
+        });
+        try {
+            while (running) {
+                Runnable command;
+                while ((command = commands.poll()) != null) {
+                    command.run();
+                }
+                try {
+                    deliver(home.poll(Duration.ofMillis(extra.assignment().isEmpty() ? 100 : 10)));
+                } catch (WakeupException wake) {
+                    if (!running) {
+                        break;
+                    }
+                    continue;
+                }
+                if (!extra.assignment().isEmpty()) {
+                    deliver(extra.poll(Duration.ofMillis(10)));
+                }
+            }
         } catch (RuntimeException e) {
             log.error("Token router failed", e);
         } finally {
-            consumer.close(Duration.ofSeconds(2));
+            home.close(Duration.ofSeconds(2));
+            extra.close(Duration.ofSeconds(2));
+        }
+    }
+
+    private void deliver(Iterable<ConsumerRecord<String, byte[]>> records) {
+        for (ConsumerRecord<String, byte[]> record : records) {
+            recordsRead.incrementAndGet();
+            List<Subscription> subs = byRequest.get(record.key());
+            if (subs == null || record.value() == null) {
+                continue;
+            }
+            SpecificRecord event;
+            try {
+                event = AvroSerde.anyDeserializer().deserialize(record.topic(), record.value());
+            } catch (MalformedRecordException e) {
+                log.warn("Skipping undecodable event at {}-{}@{}: {}", record.topic(), record.partition(),
+                        record.offset(), e.getMessage());
+                continue;
+            }
+            for (Subscription s : subs) {
+                dispatch(s, event);
+            }
         }
     }
 
@@ -206,11 +384,25 @@ public final class TokenRouter implements AutoCloseable {
     public void close() {
         running = false;
         replays.shutdownNow();
-        consumer.wakeup();
+        home.wakeup();
         try {
             thread.join(5000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    /** Home partitions this gateway reads, for tests and figures. */
+    public List<Integer> homePartitions() {
+        return homePartitions;
+    }
+
+    /** Partition counts, as seen at start. */
+    int partitionCount() {
+        return partitions;
+    }
+
+    Map<Integer, AtomicInteger> needs() {
+        return new HashMap<>(needs);
     }
 }

@@ -6,6 +6,6 @@ final class TokenRouterAccess {
     }
 
     static Subscription subscription(StreamListener listener, int afterSeq) {
-        return new Subscription("r", afterSeq, listener, null);
+        return new Subscription("r", 0, afterSeq, listener, null);
     }
 }

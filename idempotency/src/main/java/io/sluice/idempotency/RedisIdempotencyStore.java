@@ -169,15 +169,16 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
         List<?> r = (List<?>) redis.eval(Scripts.REGISTER, List.of(namespace + "sub:{" + key + "}"),
                 List.of(requestId, digest, tenant, String.valueOf(createdAtMillis), String.valueOf(ttl.toMillis())));
         return new Submission("NEW".equals(string(r.get(0))), string(r.get(1)), string(r.get(2)), string(r.get(3)),
-                Long.parseLong(string(r.get(4))));
+                Long.parseLong(string(r.get(4))), -1);
     }
 
     @Override
-    public void index(String requestId, String tenant, String idempotencyKey, long createdAtMillis, Duration ttl) {
+    public void index(String requestId, String tenant, String idempotencyKey, long createdAtMillis, int replyPartition,
+            Duration ttl) {
         String key = namespace + "req:{" + requestId + "}";
         try (AbstractPipeline pipeline = redis.pipelined()) {
             pipeline.hset(key, java.util.Map.of("tenant", tenant, "created_at", String.valueOf(createdAtMillis),
-                    "key", idempotencyKey));
+                    "key", idempotencyKey, "partition", String.valueOf(replyPartition)));
             pipeline.pexpire(key, ttl.toMillis());
             pipeline.sync();
         }
@@ -196,7 +197,7 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
             return java.util.Optional.empty();
         }
         return java.util.Optional.of(new Submission(false, requestId, "", fields.get("tenant"),
-                Long.parseLong(fields.get("created_at"))));
+                Long.parseLong(fields.get("created_at")), Integer.parseInt(fields.getOrDefault("partition", "-1"))));
     }
 
     private static String string(Object o) {

@@ -8,6 +8,8 @@ package io.sluice.idempotency;
  * @param digest the first submission's parameter digest
  * @param tenant the first submission's tenant
  * @param createdAtMillis when the first submission was accepted
+ * @param replyPartition the tokens partition its events go to, or -1 when they are routed by request id
  */
-public record Submission(boolean isNew, String requestId, String digest, String tenant, long createdAtMillis) {
+public record Submission(boolean isNew, String requestId, String digest, String tenant, long createdAtMillis,
+        int replyPartition) {
 }

@@ -17,8 +17,8 @@ public interface SubmissionRegistry extends AutoCloseable {
      */
     Submission register(String key, String requestId, String digest, String tenant, long createdAtMillis, Duration ttl);
 
-    /** Remembers a request by its id (tenant, start time, idempotency key) for {@code ttl}. */
-    void index(String requestId, String tenant, String key, long createdAtMillis, Duration ttl);
+    /** Remembers a request by its id (tenant, idempotency key, start time, reply partition) for {@code ttl}. */
+    void index(String requestId, String tenant, String key, long createdAtMillis, int replyPartition, Duration ttl);
 
     /** The stored outcome of a request remembered by {@link #index}, once it has one. */
     Optional<byte[]> outcomeOf(String requestId);

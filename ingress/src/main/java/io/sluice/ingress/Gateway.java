@@ -72,7 +72,7 @@ public final class Gateway implements AutoCloseable {
                 ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 30_000,
                 ProducerConfig.CLIENT_ID_CONFIG, "sluice-gateway-" + id),
                 new StringSerializer(), AvroSerde.serializer());
-        this.router = TokenRouter.start(bootstrap, topics, "sluice-gateway-router-" + id);
+        this.router = TokenRouter.start(bootstrap, topics, topics.prefix() + "gateways", "sluice-gateway-router-" + id);
         GenerateParser parser = new GenerateParser(config.getInt(GatewayConfig.MAX_PROMPT_CHARS),
                 config.getInt(GatewayConfig.MAX_TOKENS_LIMIT));
         long outboundBytes = config.getInt(GatewayConfig.OUTBOUND_QUEUE_BYTES);
@@ -86,7 +86,7 @@ public final class Gateway implements AutoCloseable {
         int maxInFlight = config.getInt(GatewayConfig.MAX_INFLIGHT_PER_SOCKET);
         java.util.Set<String> origins = java.util.Set.copyOf(config.getList(GatewayConfig.ALLOWED_ORIGINS));
         RequestSubmitter submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
-                attachRetention, limits, clock);
+                attachRetention, limits, clock, router::replyPartition);
         HttpApi http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes);
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
 
@@ -190,6 +190,11 @@ public final class Gateway implements AutoCloseable {
 
     public String url() {
         return (secure ? "wss://" : "ws://") + connector.getHost() + ":" + port() + PATH;
+    }
+
+    /** The token router, for read-amplification figures. */
+    public TokenRouter router() {
+        return router;
     }
 
     public Authenticator authenticator() {

@@ -86,6 +86,7 @@ public final class Worker implements AutoCloseable {
     private final KafkaProducer<String, SpecificRecord> producer;
     private final KafkaConsumer<String, byte[]> consumer;
     private final KafkaConsumer<String, byte[]> control;
+    private final int tokenPartitions;
     private final WorkQueue<Work> queue;
     private final DelayQueue<Work> waiting = new DelayQueue<>();
     private final ConcurrentLinkedQueue<Work> finished = new ConcurrentLinkedQueue<>();
@@ -225,6 +226,7 @@ public final class Worker implements AutoCloseable {
             consumerProps.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, instance);
         }
         this.consumer = new KafkaConsumer<>(consumerProps, new StringDeserializer(), new ByteArrayDeserializer());
+        this.tokenPartitions = producer.partitionsFor(topics.tokens()).size();
         this.control = new KafkaConsumer<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
@@ -726,7 +728,7 @@ public final class Worker implements AutoCloseable {
                     continue;
                 }
                 Active a = (Active) t.generation().attachment();
-                producer.send(new ProducerRecord<>(topics.tokens(), t.generation().id(), TokenEvent.newBuilder()
+                producer.send(toTokens(a.work().request, t.generation().id(), TokenEvent.newBuilder()
                         .setRequestId(t.generation().id()).setSeq(t.seq()).setTokenId(t.tokenId()).setText(t.text())
                         .setLogprob(t.logprob()).setTopLogprobs(t.top())
                         .setFence(a.fence()).setWorkerId(workerId).setProducedAt(clock.instant()).build()));
@@ -780,11 +782,20 @@ public final class Worker implements AutoCloseable {
             }
         }
         if (!a.streamId().equals(req.getRequestId())) {
-            producer.send(new ProducerRecord<>(topics.tokens(), a.streamId(), result));
+            producer.send(toTokens(req, a.streamId(), result));
             producer.send(new ProducerRecord<>(topics.results(), a.streamId(), result));
             result = InferenceResult.newBuilder(result).setRequestId(req.getRequestId()).build();
         }
         publishResult(a.work(), result);
+    }
+
+    /** A record for the tokens topic: to the request's reply partition when it names one, else by key. */
+    private ProducerRecord<String, SpecificRecord> toTokens(InferenceRequest request, String key, SpecificRecord value) {
+        Integer reply = request == null ? null : request.getReplyPartition();
+        if (reply != null && reply >= 0 && reply < tokenPartitions) {
+            return new ProducerRecord<>(topics.tokens(), reply, key, value);
+        }
+        return new ProducerRecord<>(topics.tokens(), key, value);
     }
 
     private void reconcileLater(Reconcile r) {
@@ -798,7 +809,7 @@ public final class Worker implements AutoCloseable {
 
     private void publishResult(Work work, InferenceResult result) {
         producer.send(new ProducerRecord<>(topics.results(), result.getRequestId(), result));
-        producer.send(new ProducerRecord<>(topics.tokens(), result.getRequestId(), result), (md, err) -> {
+        producer.send(toTokens(work.request, result.getRequestId(), result), (md, err) -> {
             if (err == null) {
                 finished.add(work);
             } else {

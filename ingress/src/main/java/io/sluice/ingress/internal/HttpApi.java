@@ -185,7 +185,7 @@ public final class HttpApi {
             outbox.close();
         });
         try {
-            sub[0] = router.subscribeFromHistory(requestId, afterSeq, new StreamListener() {
+            sub[0] = router.subscribeFromHistory(requestId, known.replyPartition(), afterSeq, new StreamListener() {
                 @Override
                 public void onToken(TokenEvent token) {
                     outbox.offerToken(token);

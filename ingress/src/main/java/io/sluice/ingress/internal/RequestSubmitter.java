@@ -29,7 +29,8 @@ public final class RequestSubmitter {
      * A validated submission. For a duplicate, {@code requestId} is the first request's and
      * nothing is to be produced.
      */
-    public record Prepared(String requestId, boolean duplicate, long createdAtMillis, InferenceRequest request) {
+    public record Prepared(String requestId, boolean duplicate, long createdAtMillis, InferenceRequest request,
+            int replyPartition) {
     }
 
     private final GenerateParser parser;
@@ -40,9 +41,12 @@ public final class RequestSubmitter {
     private final Duration attachRetention;
     private final TenantLimits limits;
     private final Clock clock;
+    private final java.util.function.IntSupplier replyPartitions;
 
     public RequestSubmitter(GenerateParser parser, Producer<String, SpecificRecord> producer, String requestsTopic,
-            SubmissionRegistry registry, Duration idempotencyTtl, Duration attachRetention, TenantLimits limits, Clock clock) {
+            SubmissionRegistry registry, Duration idempotencyTtl, Duration attachRetention, TenantLimits limits, Clock clock,
+            java.util.function.IntSupplier replyPartitions) {
+        this.replyPartitions = replyPartitions;
         this.parser = parser;
         this.producer = producer;
         this.requestsTopic = requestsTopic;
@@ -85,16 +89,26 @@ public final class RequestSubmitter {
                 if (!first.digest().equals(digest)) {
                     throw ProtocolError.invalid("idempotency_key", "already used with different parameters");
                 }
-                return new Prepared(first.requestId(), true, first.createdAtMillis(), null);
+                int partition = -1;
+                try {
+                    partition = registry.lookup(first.requestId()).map(Submission::replyPartition).orElse(-1);
+                } catch (RuntimeException redisDown) {
+                    log.warn("Request index unavailable ({}); following {} by key", redisDown.toString(), first.requestId());
+                }
+                return new Prepared(first.requestId(), true, first.createdAtMillis(), null, partition);
             }
         }
+        int partition = replyPartitions.getAsInt();
+        if (partition >= 0) {
+            request.setReplyPartition(partition);
+        }
         try {
-            registry.index(requestId, principal.tenant(), key, now, attachRetention);
+            registry.index(requestId, principal.tenant(), key, now, partition, attachRetention);
         } catch (RuntimeException redisDown) {
             log.warn("Request index unavailable ({}); {} cannot be attached to from another socket", redisDown.toString(),
                     requestId);
         }
-        return new Prepared(requestId, false, now, request);
+        return new Prepared(requestId, false, now, request, partition);
     }
 
     /** Writes a new request; completes when Kafka acknowledged it (acks=all), or with Kafka's error. */

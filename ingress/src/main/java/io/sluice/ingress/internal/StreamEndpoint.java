@@ -124,13 +124,14 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         RequestSubmitter.Prepared prepared = submitter.prepare(principal, msg);
         String requestId = prepared.requestId();
         if (prepared.duplicate()) {
-            follow(requestId, -1, prepared.createdAtMillis(), Frames.accepted(clientId, requestId, true));
+            follow(requestId, prepared.replyPartition(), -1, prepared.createdAtMillis(),
+                    Frames.accepted(clientId, requestId, true));
             return;
         }
         // Subscribe before producing so no event of this request can pass unseen; hold events until
         // the client has its accepted frame.
         PendingStream stream = new PendingStream();
-        Subscription sub = router.subscribe(requestId, -1, stream);
+        Subscription sub = router.subscribe(requestId, prepared.replyPartition(), -1, stream);
         streams.put(requestId, sub);
         submitter.produce(prepared).whenComplete((ok, err) -> {
             if (err != null) {
@@ -145,14 +146,15 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     }
 
     /** Streams a request that already exists, from its history on, after {@code firstFrame} (if any). */
-    private void follow(String requestId, int afterSeq, long sinceMillis, String firstFrame) throws ProtocolError {
+    private void follow(String requestId, int replyPartition, int afterSeq, long sinceMillis, String firstFrame)
+            throws ProtocolError {
         PendingStream stream = new PendingStream();
         if (firstFrame == null) {
             stream.accept(null);
         }
         Subscription sub;
         try {
-            sub = router.subscribeFromHistory(requestId, afterSeq, stream, sinceMillis);
+            sub = router.subscribeFromHistory(requestId, replyPartition, afterSeq, stream, sinceMillis);
         } catch (java.util.concurrent.RejectedExecutionException busy) {
             throw new ProtocolError(ProtocolError.Code.overloaded, "attach: too many replays under way, retry shortly", true);
         }
@@ -197,7 +199,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         if (known.isEmpty() || !known.get().tenant().equals(principal.tenant())) {
             throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request", false);
         }
-        follow(id.asText(), afterSeq, known.get().createdAtMillis(), null);
+        follow(id.asText(), known.get().replyPartition(), afterSeq, known.get().createdAtMillis(), null);
     }
 
     private void cancel(JsonNode msg, String clientId) throws ProtocolError {
