@@ -215,7 +215,8 @@ public final class Sluice {
     }
 
     @Command(name = "bench", description = "Benchmarks that print figures (they assert nothing).",
-            subcommands = {Sluice.BenchStream.class, Sluice.BenchEngine.class, Sluice.BenchCheckpoint.class})
+            subcommands = {Sluice.BenchStream.class, Sluice.BenchEngine.class, Sluice.BenchCheckpoint.class,
+                Sluice.BenchAccept.class})
     static final class Bench {
     }
 
@@ -295,6 +296,68 @@ public final class Sluice {
             } finally {
                 if (local != null) {
                     local.close();
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "accept", description = "Accepted requests/s through a gateway beside Kafka's own ProducerPerformance "
+            + "with the same record size, on a broker and Redis this command starts.")
+    static final class BenchAccept implements Callable<Integer> {
+        @Option(names = "--requests", defaultValue = "20000", description = "Requests per side.")
+        int requests;
+        @Option(names = "--connections", defaultValue = "8", description = "Sockets sending requests.")
+        int connections;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.printf("sluice bench accept --requests %d --connections %d%n", requests, connections);
+            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("sluice-bench-accept");
+            try (EmbeddedKafka kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0);
+                 RedisProcess redis = RedisProcess.start(dir.resolve("redis"), 0)) {
+                Topics topics = Topics.withDefaultPrefix();
+                try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
+                    TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
+                }
+                String prompt = "The river flows past the old mill and the boats wait at the lock for the keeper";
+                String generate = "{\"type\":\"generate\",\"prompt\":\"" + prompt + "\",\"max_tokens\":64}";
+                int recordSize = io.sluice.schemas.SluiceCodec.get().encode(io.sluice.schemas.InferenceRequest.newBuilder()
+                        .setRequestId(java.util.UUID.randomUUID().toString()).setTenant("bench").setPrincipal("bench")
+                        .setPrompt(prompt).setTraceId(java.util.UUID.randomUUID().toString())
+                        .setCreatedAt(java.time.Instant.now()).setReplyPartition(0).build()).length;
+
+                // Baseline: Kafka's own producer benchmark, same broker, same acks and idempotence, same record size.
+                Process perf = new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "-Xmx512m", "-cp", System.getProperty("java.class.path"), "org.apache.kafka.tools.ProducerPerformance",
+                        "--topic", topics.requests(), "--num-records", String.valueOf(requests), "--record-size",
+                        String.valueOf(recordSize), "--throughput", "-1", "--producer-props",
+                        "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=1")
+                        .redirectErrorStream(true).start();
+                String perfOut = new String(perf.getInputStream().readAllBytes());
+                perf.waitFor();
+                String summary = perfOut.lines().filter(l -> l.contains("records sent")).reduce((a, b) -> b).orElse(perfOut);
+                double baseline = Double.parseDouble(summary.replaceAll(".*records sent, ([0-9.]+) records/sec.*", "$1"));
+
+                Map<String, Object> g = new HashMap<>();
+                g.put(CommonConfig.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
+                g.put(CommonConfig.REDIS_URI, redis.uri());
+                g.put(GatewayConfig.PORT, 0);
+                g.put(GatewayConfig.JWT_SECRET, "bench-secret-0123456789abcdefghijklmnop");
+                g.put(GatewayConfig.TENANT_REQUESTS_PER_SECOND, 1e9);
+                g.put(GatewayConfig.MAX_INFLIGHT_PER_SOCKET, 100_000);
+                g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 0L);
+                try (Gateway gateway = Gateway.start(new GatewayConfig(g))) {
+                    String token = gateway.authenticator().mint("bench", "bench", List.of("infer"), Duration.ofHours(1));
+                    io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, Math.max(1, requests / 20 / connections),
+                            generate);
+                    var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
+                            generate);
+                    System.out.printf("record size %d bytes%n", recordSize);
+                    System.out.printf("ProducerPerformance (acks=all, idempotent): %.0f records/s%n  %s%n", baseline, summary.trim());
+                    System.out.printf("gateway accepted (acks=all, idempotent):    %.0f requests/s over %d sockets, %d errors%n",
+                            r.perSecond(), connections, r.errors());
+                    System.out.printf("gateway / ProducerPerformance:              %.2fx%n", r.perSecond() / baseline);
                 }
             }
             return 0;

@@ -175,11 +175,21 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
     @Override
     public void index(String requestId, String tenant, String idempotencyKey, long createdAtMillis, int replyPartition,
             Duration ttl) {
-        String key = namespace + "req:{" + requestId + "}";
+        indexAll(List.of(new IndexEntry(requestId, tenant, idempotencyKey, createdAtMillis, replyPartition)), ttl);
+    }
+
+    @Override
+    public void indexAll(List<IndexEntry> entries, Duration ttl) {
+        if (entries.isEmpty()) {
+            return;
+        }
         try (AbstractPipeline pipeline = redis.pipelined()) {
-            pipeline.hset(key, java.util.Map.of("tenant", tenant, "created_at", String.valueOf(createdAtMillis),
-                    "key", idempotencyKey, "partition", String.valueOf(replyPartition)));
-            pipeline.pexpire(key, ttl.toMillis());
+            for (IndexEntry e : entries) {
+                String key = namespace + "req:{" + e.requestId() + "}";
+                pipeline.hset(key, java.util.Map.of("tenant", e.tenant(), "created_at", String.valueOf(e.createdAtMillis()),
+                        "key", e.key(), "partition", String.valueOf(e.replyPartition())));
+                pipeline.pexpire(key, ttl.toMillis());
+            }
             pipeline.sync();
         }
     }

@@ -20,6 +20,13 @@ public interface SubmissionRegistry extends AutoCloseable {
     /** Remembers a request by its id (tenant, idempotency key, start time, reply partition) for {@code ttl}. */
     void index(String requestId, String tenant, String key, long createdAtMillis, int replyPartition, Duration ttl);
 
+    /** One entry of {@link #indexAll}. */
+    record IndexEntry(String requestId, String tenant, String key, long createdAtMillis, int replyPartition) {
+    }
+
+    /** Many {@link #index} calls in one round trip. */
+    void indexAll(java.util.List<IndexEntry> entries, Duration ttl);
+
     /** The stored outcome of a request remembered by {@link #index}, once it has one. */
     Optional<byte[]> outcomeOf(String requestId);
 

@@ -52,6 +52,7 @@ public final class Gateway implements AutoCloseable {
     private final ServerConnector connector;
     private final boolean secure;
     private final SubmissionRegistry registry;
+    private final RequestSubmitter submitter;
     private final java.util.Set<StreamEndpoint> endpoints = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final Duration drainTimeout;
     private volatile boolean draining;
@@ -85,7 +86,7 @@ public final class Gateway implements AutoCloseable {
                 config.getDouble(GatewayConfig.TENANT_REQUESTS_PER_SECOND), System::nanoTime);
         int maxInFlight = config.getInt(GatewayConfig.MAX_INFLIGHT_PER_SOCKET);
         java.util.Set<String> origins = java.util.Set.copyOf(config.getList(GatewayConfig.ALLOWED_ORIGINS));
-        RequestSubmitter submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
+        this.submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
                 attachRetention, limits, clock, router::replyPartition);
         HttpApi http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes);
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
@@ -220,6 +221,7 @@ public final class Gateway implements AutoCloseable {
         }
         endpoints.forEach(StreamEndpoint::goAway);
         server.stop();
+        submitter.close();
         router.close();
         registry.close();
         producer.close(Duration.ofSeconds(5));

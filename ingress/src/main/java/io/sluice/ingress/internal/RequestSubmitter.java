@@ -30,7 +30,7 @@ public final class RequestSubmitter {
      * nothing is to be produced.
      */
     public record Prepared(String requestId, boolean duplicate, long createdAtMillis, InferenceRequest request,
-            int replyPartition) {
+            int replyPartition, CompletableFuture<Void> indexed) {
     }
 
     private final GenerateParser parser;
@@ -42,11 +42,13 @@ public final class RequestSubmitter {
     private final TenantLimits limits;
     private final Clock clock;
     private final java.util.function.IntSupplier replyPartitions;
+    private final IndexWriter indexWriter;
 
     public RequestSubmitter(GenerateParser parser, Producer<String, SpecificRecord> producer, String requestsTopic,
             SubmissionRegistry registry, Duration idempotencyTtl, Duration attachRetention, TenantLimits limits, Clock clock,
             java.util.function.IntSupplier replyPartitions) {
         this.replyPartitions = replyPartitions;
+        this.indexWriter = new IndexWriter(registry, attachRetention);
         this.parser = parser;
         this.producer = producer;
         this.requestsTopic = requestsTopic;
@@ -55,6 +57,10 @@ public final class RequestSubmitter {
         this.attachRetention = attachRetention;
         this.limits = limits;
         this.clock = clock;
+    }
+
+    public void close() {
+        indexWriter.close();
     }
 
     public SubmissionRegistry registry() {
@@ -95,25 +101,27 @@ public final class RequestSubmitter {
                 } catch (RuntimeException redisDown) {
                     log.warn("Request index unavailable ({}); following {} by key", redisDown.toString(), first.requestId());
                 }
-                return new Prepared(first.requestId(), true, first.createdAtMillis(), null, partition);
+                return new Prepared(first.requestId(), true, first.createdAtMillis(), null, partition,
+                        CompletableFuture.completedFuture(null));
             }
         }
         int partition = replyPartitions.getAsInt();
         if (partition >= 0) {
             request.setReplyPartition(partition);
         }
-        try {
-            registry.index(requestId, principal.tenant(), key, now, partition, attachRetention);
-        } catch (RuntimeException redisDown) {
-            log.warn("Request index unavailable ({}); {} cannot be attached to from another socket", redisDown.toString(),
-                    requestId);
-        }
-        return new Prepared(requestId, false, now, request, partition);
+        CompletableFuture<Void> indexed = indexWriter.write(
+                new SubmissionRegistry.IndexEntry(requestId, principal.tenant(), key, now, partition));
+        return new Prepared(requestId, false, now, request, partition, indexed);
     }
 
-    /** Writes a new request; completes when Kafka acknowledged it (acks=all), or with Kafka's error. */
+    /**
+     * Writes a new request; completes when Kafka acknowledged it (acks=all) and the request index
+     * has it (so an attach right after the accepted frame finds it), or with Kafka's error. An
+     * index Redis could not take only costs attach from elsewhere; it does not fail the request.
+     */
     public CompletableFuture<Void> produce(Prepared prepared) {
         CompletableFuture<Void> acked = new CompletableFuture<>();
+        CompletableFuture<Void> indexed = prepared.indexed().exceptionally(e -> null);
         producer.send(new ProducerRecord<>(requestsTopic, prepared.requestId(), prepared.request()), (md, err) -> {
             if (err != null) {
                 log.warn("Request {} not accepted by Kafka: {}", prepared.requestId(), err.toString());
@@ -122,6 +130,6 @@ public final class RequestSubmitter {
                 acked.complete(null);
             }
         });
-        return acked;
+        return acked.thenCombine(indexed, (a, b) -> null);
     }
 }
