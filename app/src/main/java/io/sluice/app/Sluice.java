@@ -216,7 +216,7 @@ public final class Sluice {
 
     @Command(name = "bench", description = "Benchmarks that print figures (they assert nothing).",
             subcommands = {Sluice.BenchStream.class, Sluice.BenchEngine.class, Sluice.BenchCheckpoint.class,
-                Sluice.BenchAccept.class})
+                Sluice.BenchAccept.class, Sluice.BenchSockets.class})
     static final class Bench {
     }
 
@@ -361,6 +361,102 @@ public final class Sluice {
                 }
             }
             return 0;
+        }
+    }
+
+    @Command(name = "sockets", description = "Idle sockets one gateway holds and heap per socket, beside raw Jetty "
+            + "holding the same number; clients run in child processes.")
+    static final class BenchSockets implements Callable<Integer> {
+        @Option(names = "--sockets", defaultValue = "19000", description = "Sockets to open against each server.")
+        int sockets;
+        @Option(names = "--processes", defaultValue = "4", description = "Client processes to spread them over.")
+        int processes;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.printf("sluice bench sockets --sockets %d --processes %d%n", sockets, processes);
+            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("sluice-bench-sockets");
+            try (EmbeddedKafka kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0);
+                 RedisProcess redis = RedisProcess.start(dir.resolve("redis"), 0)) {
+                Topics topics = Topics.withDefaultPrefix();
+                try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
+                    TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
+                }
+                String secret = "bench-secret-0123456789abcdefghijklmnop";
+                String token = new Authenticator(secret, "sluice").mint("bench", "bench", List.of("infer"), Duration.ofHours(1));
+                double raw;
+                int rawHeld;
+                try (var jetty = new io.sluice.ingress.bench.RawJettyServer(Duration.ofMinutes(10))) {
+                    long[] r = hold(jetty.port(), token, () -> -1);
+                    rawHeld = (int) r[0];
+                    raw = r[1] / (double) Math.max(1, r[0]);
+                }
+                Map<String, Object> g = new HashMap<>();
+                g.put(CommonConfig.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
+                g.put(CommonConfig.REDIS_URI, redis.uri());
+                g.put(GatewayConfig.PORT, 0);
+                g.put(GatewayConfig.JWT_SECRET, secret);
+                g.put(GatewayConfig.MAX_CONNECTIONS_PER_TENANT, 1_000_000);
+                g.put(GatewayConfig.IDLE_TIMEOUT_MS, 600_000L);
+                g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 0L);
+                try (Gateway gateway = Gateway.start(new GatewayConfig(g))) {
+                    long[] r = hold(gateway.port(), token, gateway::openSockets);
+                    double perSocket = r[1] / (double) Math.max(1, r[0]);
+                    System.out.printf("%-12s %10s %16s%n", "server", "held", "heap per socket");
+                    System.out.printf("%-12s %10d %14.0f B%n", "raw Jetty", rawHeld, raw);
+                    System.out.printf("%-12s %10d %14.0f B%n", "gateway", r[0], perSocket);
+                    System.out.printf("gateway / raw Jetty heap per socket: %.2fx%n", perSocket / raw);
+                }
+            }
+            return 0;
+        }
+
+        /** Opens the sockets from child processes; returns {sockets held, heap they added}. */
+        long[] hold(int port, String token, java.util.function.IntSupplier serverCount) throws Exception {
+            long before = heapAfterGc();
+            List<Process> children = new java.util.ArrayList<>();
+            int held = 0;
+            try {
+                for (int p = 0; p < processes; p++) {
+                    int count = sockets / processes + (p < sockets % processes ? 1 : 0);
+                    children.add(new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                            "-Xmx256m", "-Xss256k", "-cp", System.getProperty("java.class.path"),
+                            "io.sluice.ingress.bench.IdleClients", "127.0.0.1", String.valueOf(port), "/v1/stream",
+                            String.valueOf(count), token).redirectError(ProcessBuilder.Redirect.INHERIT).start());
+                }
+                for (Process child : children) {
+                    String line = new java.io.BufferedReader(new java.io.InputStreamReader(child.getInputStream())).readLine();
+                    if (line == null || !line.startsWith("connected ")) {
+                        throw new IllegalStateException("client process said: " + line);
+                    }
+                    held += Integer.parseInt(line.split(" ")[1]);
+                }
+                long after = heapAfterGc();
+                int serverSide = serverCount.getAsInt();
+                if (serverSide >= 0 && serverSide != held) {
+                    System.out.printf("(server counts %d sockets, clients %d)%n", serverSide, held);
+                }
+                return new long[] {held, after - before};
+            } finally {
+                for (Process child : children) {
+                    child.getOutputStream().close();
+                }
+                for (Process child : children) {
+                    if (!child.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)) {
+                        child.destroyForcibly();
+                    }
+                }
+                Thread.sleep(2000);
+            }
+        }
+
+        static long heapAfterGc() throws InterruptedException {
+            for (int i = 0; i < 3; i++) {
+                System.gc();
+                Thread.sleep(200);
+            }
+            var mem = java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+            return mem.getUsed();
         }
     }
 

@@ -106,6 +106,8 @@ public final class Gateway implements AutoCloseable {
         this.secure = tls != null;
         connector.setHost(config.getString(GatewayConfig.HOST));
         connector.setPort(config.getInt(GatewayConfig.PORT));
+        // Bursts of handshakes (a fleet of clients reconnecting) must not overflow the accept queue.
+        connector.setAcceptQueueSize(4096);
         server.addConnector(connector);
 
         WebSocketUpgradeHandler ws = WebSocketUpgradeHandler.from(server, container -> {

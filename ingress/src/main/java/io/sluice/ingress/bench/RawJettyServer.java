@@ -1,0 +1,49 @@
+package io.sluice.ingress.bench;
+
+import java.time.Duration;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.eclipse.jetty.websocket.api.Session;
+import org.eclipse.jetty.websocket.server.WebSocketUpgradeHandler;
+
+/** The baseline for socket benchmarks: Jetty with a WebSocket endpoint that does nothing, configured like the gateway. */
+public final class RawJettyServer implements AutoCloseable {
+    /** An endpoint that holds its session and nothing else. */
+    public static final class Noop implements Session.Listener.AutoDemanding {
+        volatile Session session;
+
+        @Override
+        public void onWebSocketOpen(Session session) {
+            this.session = session;
+        }
+    }
+
+    private final Server server;
+    private final ServerConnector connector;
+
+    public RawJettyServer(Duration idleTimeout) throws Exception {
+        QueuedThreadPool threads = new QueuedThreadPool(200, 8);
+        threads.setName("raw-jetty");
+        server = new Server(threads);
+        connector = new ServerConnector(server);
+        connector.setHost("127.0.0.1");
+        connector.setPort(0);
+        connector.setAcceptQueueSize(4096);
+        server.addConnector(connector);
+        server.setHandler(WebSocketUpgradeHandler.from(server, container -> {
+            container.setIdleTimeout(idleTimeout);
+            container.addMapping("/v1/stream", (req, resp, cb) -> new Noop());
+        }));
+        server.start();
+    }
+
+    public int port() {
+        return connector.getLocalPort();
+    }
+
+    @Override
+    public void close() throws Exception {
+        server.stop();
+    }
+}
