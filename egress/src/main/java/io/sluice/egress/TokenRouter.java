@@ -171,17 +171,62 @@ public final class TokenRouter implements AutoCloseable {
         Subscription s = new Subscription(requestId, partition, afterSeq, listener, this);
         byRequest.computeIfAbsent(requestId, k -> new CopyOnWriteArrayList<>()).add(s);
         needs.computeIfAbsent(partition, k -> new AtomicInteger()).incrementAndGet();
-        try {
-            replays.execute(() -> replay(s, sinceMillis));
-        } catch (RejectedExecutionException e) {
-            remove(s);
-            throw e;
+        boolean schedule;
+        synchronized (pendingReplays) {
+            List<PendingReplay> pending = pendingReplays.computeIfAbsent(partition, k -> new ArrayList<>());
+            schedule = pending.isEmpty() && !replaying.contains(partition);
+            pending.add(new PendingReplay(s, sinceMillis));
+        }
+        if (schedule) {
+            try {
+                replays.execute(() -> replayPartition(partition));
+            } catch (RejectedExecutionException e) {
+                synchronized (pendingReplays) {
+                    pendingReplays.remove(partition);
+                }
+                remove(s);
+                throw e;
+            }
         }
         return s;
     }
 
-    private void replay(Subscription s, long sinceMillis) {
-        TopicPartition tp = new TopicPartition(topic, s.partition());
+    /** A subscription waiting for the history of its partition. */
+    private record PendingReplay(Subscription subscription, long sinceMillis) {
+    }
+
+    /** Subscriptions waiting for a replay, per partition; one replay per partition serves them all. */
+    private final Map<Integer, List<PendingReplay>> pendingReplays = new HashMap<>();
+    private final Set<Integer> replaying = new HashSet<>();
+
+    /**
+     * Replays one partition for every subscription waiting on it, in one read: an attach storm
+     * (a gateway's clients all re-attaching at once) costs one pass per partition, not one per
+     * client.
+     */
+    private void replayPartition(int partition) {
+        while (true) {
+            List<PendingReplay> batch;
+            synchronized (pendingReplays) {
+                batch = pendingReplays.remove(partition);
+                if (batch == null || batch.isEmpty()) {
+                    replaying.remove(partition);
+                    return;
+                }
+                replaying.add(partition);
+            }
+            replay(partition, batch);
+        }
+    }
+
+    private void replay(int partition, List<PendingReplay> batch) {
+        TopicPartition tp = new TopicPartition(topic, partition);
+        Map<String, List<Subscription>> subs = new HashMap<>();
+        long since = Long.MAX_VALUE;
+        for (PendingReplay p : batch) {
+            subs.computeIfAbsent(p.subscription().requestId(), k -> new ArrayList<>()).add(p.subscription());
+            since = Math.min(since, p.sinceMillis());
+        }
         try (KafkaConsumer<String, byte[]> history = new KafkaConsumer<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
@@ -189,31 +234,36 @@ public final class TokenRouter implements AutoCloseable {
                 ConsumerConfig.CLIENT_ID_CONFIG, "sluice-token-replay"),
                 new StringDeserializer(), new ByteArrayDeserializer())) {
             history.assign(List.of(tp));
+            // Every subscription of the batch was registered before this end offset was read.
             long end = history.endOffsets(List.of(tp)).get(tp);
             // Live reading of the partition must start at or before `end`.
-            commands.add(() -> follow(s.partition(), end));
+            commands.add(() -> follow(partition, end));
             // Producer and broker clocks may differ a little: start somewhat before the creation time.
-            var start = history.offsetsForTimes(Map.of(tp, Math.max(0, sinceMillis - 5_000))).get(tp);
+            var start = history.offsetsForTimes(Map.of(tp, Math.max(0, since - 5_000))).get(tp);
             if (start == null) {
                 return;
             }
             history.seek(tp, start.offset());
-            while (running && !s.isDone() && history.position(tp) < end) {
+            while (running && history.position(tp) < end
+                    && subs.values().stream().flatMap(List::stream).anyMatch(s -> !s.isDone())) {
                 for (ConsumerRecord<String, byte[]> record : history.poll(Duration.ofMillis(200))) {
                     if (record.offset() >= end) {
                         break;
                     }
-                    if (s.requestId().equals(record.key()) && record.value() != null) {
+                    List<Subscription> targets = subs.get(record.key());
+                    if (targets != null && record.value() != null) {
                         try {
-                            dispatch(s, AvroSerde.anyDeserializer().deserialize(topic, record.value()));
+                            SpecificRecord event = AvroSerde.anyDeserializer().deserialize(topic, record.value());
+                            targets.forEach(t -> dispatch(t, event));
                         } catch (MalformedRecordException e) {
-                            log.warn("Skipping undecodable event at {}-{}@{}", record.topic(), record.partition(), record.offset());
+                            log.warn("Skipping undecodable event at {}-{}@{}", record.topic(), record.partition(),
+                                    record.offset());
                         }
                     }
                 }
             }
         } catch (RuntimeException e) {
-            log.warn("Replay of {} failed: {}", s.requestId(), e.toString());
+            log.warn("Replay of partition {} for {} subscriptions failed: {}", partition, batch.size(), e.toString());
         }
     }
 
