@@ -216,7 +216,7 @@ public final class Sluice {
 
     @Command(name = "bench", description = "Benchmarks that print figures (they assert nothing).",
             subcommands = {Sluice.BenchStream.class, Sluice.BenchEngine.class, Sluice.BenchCheckpoint.class,
-                Sluice.BenchAccept.class, Sluice.BenchSockets.class})
+                Sluice.BenchAccept.class, Sluice.BenchSockets.class, Sluice.BenchPush.class})
     static final class Bench {
     }
 
@@ -457,6 +457,175 @@ public final class Sluice {
             }
             var mem = java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
             return mem.getUsed();
+        }
+    }
+
+    @Command(name = "push", description = "Sockets on one gateway receiving tokens: delivered frames/s and delivery "
+            + "latency, beside raw Jetty pushing the same frames to the same number of sockets.")
+    static final class BenchPush implements Callable<Integer> {
+        @Option(names = "--sockets", defaultValue = "10000", description = "Receiving sockets.")
+        int sockets;
+        @Option(names = "--processes", defaultValue = "4", description = "Client processes.")
+        int processes;
+        @Option(names = "--rounds", defaultValue = "20", description = "Tokens per socket.")
+        int rounds;
+        @Option(names = "--interval-ms", defaultValue = "100", description = "Pause between rounds.")
+        int intervalMs;
+
+        static long micros() {
+            java.time.Instant i = java.time.Instant.now();
+            return i.getEpochSecond() * 1_000_000L + i.getNano() / 1000;
+        }
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.printf("sluice bench push --sockets %d --processes %d --rounds %d --interval-ms %d%n", sockets,
+                    processes, rounds, intervalMs);
+            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("sluice-bench-push");
+            try (EmbeddedKafka kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0);
+                 RedisProcess redis = RedisProcess.start(dir.resolve("redis"), 0)) {
+                Topics topics = Topics.withDefaultPrefix();
+                try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
+                    TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
+                }
+                String secret = "bench-secret-0123456789abcdefghijklmnop";
+                String token = new Authenticator(secret, "sluice").mint("bench", "bench", List.of("infer"), Duration.ofHours(1));
+
+                String[] raw;
+                try (var jetty = new io.sluice.ingress.bench.RawJettyServer(Duration.ofMinutes(10))) {
+                    List<Process> clients = clients(jetty.port(), token, "-");
+                    for (int r = 0; r < rounds; r++) {
+                        jetty.pushToAll("{\"type\":\"token\",\"request_id\":\"raw\",\"seq\":" + r + ",\"text\":\"" + micros()
+                                + "\",\"token_id\":1}");
+                        Thread.sleep(intervalMs);
+                    }
+                    jetty.pushToAll("{\"type\":\"pushdone\"}");
+                    raw = collect(clients);
+                }
+
+                Map<String, Object> g = new HashMap<>();
+                g.put(CommonConfig.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
+                g.put(CommonConfig.REDIS_URI, redis.uri());
+                g.put(GatewayConfig.PORT, 0);
+                g.put(GatewayConfig.JWT_SECRET, secret);
+                g.put(GatewayConfig.MAX_CONNECTIONS_PER_TENANT, 1_000_000);
+                g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 0L);
+                String[] gw;
+                try (Gateway gateway = Gateway.start(new GatewayConfig(g));
+                     var registry = io.sluice.idempotency.RedisIdempotencyStore.connect(java.net.URI.create(redis.uri()),
+                             "sluice:", Duration.ofHours(1));
+                     var producer = new org.apache.kafka.clients.producer.KafkaProducer<String,
+                             org.apache.avro.specific.SpecificRecord>(Map.of("bootstrap.servers", kafka.bootstrapServers(),
+                             "acks", "1", "linger.ms", 2), new org.apache.kafka.common.serialization.StringSerializer(),
+                             io.sluice.schemas.AvroSerde.serializer())) {
+                    int partitions = TopicProvisioner.Layout.singleNode().partitions();
+                    List<String> ids = new java.util.ArrayList<>();
+                    List<io.sluice.idempotency.SubmissionRegistry.IndexEntry> entries = new java.util.ArrayList<>();
+                    long now = System.currentTimeMillis();
+                    for (int p = 0; p < processes; p++) {
+                        int count = sockets / processes + (p < sockets % processes ? 1 : 0);
+                        for (int i = 0; i < count; i++) {
+                            String id = "push-" + p + "-" + i;
+                            ids.add(id);
+                            entries.add(new io.sluice.idempotency.SubmissionRegistry.IndexEntry(id, "bench", "bench:r:" + id,
+                                    now, ids.size() % partitions));
+                        }
+                    }
+                    registry.indexAll(entries, Duration.ofHours(1));
+                    List<Process> clients = clientsAttaching(gateway.port(), token);
+                    long until = System.currentTimeMillis() + 120_000;
+                    while (gateway.router().activeRequests() < ids.size() && System.currentTimeMillis() < until) {
+                        Thread.sleep(50);
+                    }
+                    Thread.sleep(1000);
+                    for (int r = 0; r < rounds; r++) {
+                        String ts = String.valueOf(micros());
+                        for (int i = 0; i < ids.size(); i++) {
+                            producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(topics.tokens(),
+                                    (i + 1) % partitions, ids.get(i), io.sluice.schemas.TokenEvent.newBuilder()
+                                            .setRequestId(ids.get(i)).setSeq(r).setTokenId(1).setText(ts).setFence(1)
+                                            .setProducedAt(java.time.Instant.now()).build()));
+                        }
+                        Thread.sleep(intervalMs);
+                    }
+                    for (int i = 0; i < ids.size(); i++) {
+                        producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(topics.tokens(), (i + 1) % partitions,
+                                ids.get(i), io.sluice.schemas.InferenceResult.newBuilder().setRequestId(ids.get(i))
+                                        .setFinishReason(io.sluice.schemas.FinishReason.length).setCompletionTokens(rounds)
+                                        .setFence(1).setCompletedAt(java.time.Instant.now()).build()));
+                    }
+                    producer.flush();
+                    gw = collect(clients);
+                }
+                System.out.printf("%-10s %10s %14s %12s %12s%n", "server", "tokens", "tokens/s", "p50 ms", "p99 ms");
+                print("raw Jetty", raw);
+                print("gateway", gw);
+                System.out.printf("gateway / raw Jetty tokens/s: %.2fx%n", rate(gw) / rate(raw));
+            }
+            return 0;
+        }
+
+        List<Process> clients(int port, String token, String prefix) throws Exception {
+            List<Process> out = new java.util.ArrayList<>();
+            for (int p = 0; p < processes; p++) {
+                int count = sockets / processes + (p < sockets % processes ? 1 : 0);
+                out.add(new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "-Xmx512m", "-cp", System.getProperty("java.class.path"), "io.sluice.ingress.bench.StreamClients",
+                        "127.0.0.1", String.valueOf(port), String.valueOf(count), token,
+                        prefix.equals("-") ? "-" : prefix + p + "-", String.valueOf(rounds))
+                        .redirectError(ProcessBuilder.Redirect.INHERIT).start());
+            }
+            for (Process c : out) {
+                String line = new java.io.BufferedReader(new java.io.InputStreamReader(c.getInputStream())).readLine();
+                if (line == null || !line.startsWith("connected")) {
+                    throw new IllegalStateException("client said " + line);
+                }
+            }
+            return out;
+        }
+
+        List<Process> clientsAttaching(int port, String token) throws Exception {
+            return clients(port, token, "push-");
+        }
+
+        /** Sums the clients' figures: tokens, seconds (longest), p50 and p99 (worst client). */
+        static String[] collect(List<Process> clients) throws Exception {
+            long tokens = 0;
+            double seconds = 0;
+            long p50 = 0;
+            long p99 = 0;
+            for (Process c : clients) {
+                String line = null;
+                var in = new java.io.BufferedReader(new java.io.InputStreamReader(c.getInputStream()));
+                for (String l = in.readLine(); l != null; l = in.readLine()) {
+                    if (l.startsWith("tokens ")) {
+                        line = l;
+                        break;
+                    }
+                }
+                c.getOutputStream().close();
+                c.waitFor(30, java.util.concurrent.TimeUnit.SECONDS);
+                c.destroyForcibly();
+                if (line == null) {
+                    throw new IllegalStateException("a client process reported nothing");
+                }
+                String[] f = line.split(" ");
+                tokens += Long.parseLong(f[1]);
+                seconds = Math.max(seconds, Double.parseDouble(f[5]));
+                p50 = Math.max(p50, Long.parseLong(f[7]));
+                p99 = Math.max(p99, Long.parseLong(f[9]));
+            }
+            Thread.sleep(2000);
+            return new String[] {String.valueOf(tokens), String.valueOf(seconds), String.valueOf(p50), String.valueOf(p99)};
+        }
+
+        static double rate(String[] r) {
+            return Long.parseLong(r[0]) / Math.max(1e-9, Double.parseDouble(r[1]));
+        }
+
+        static void print(String name, String[] r) {
+            System.out.printf("%-10s %10s %14.0f %12.1f %12.1f%n", name, r[0], rate(r), Long.parseLong(r[2]) / 1000.0,
+                    Long.parseLong(r[3]) / 1000.0);
         }
     }
 

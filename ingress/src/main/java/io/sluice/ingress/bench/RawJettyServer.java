@@ -16,7 +16,22 @@ public final class RawJettyServer implements AutoCloseable {
         @Override
         public void onWebSocketOpen(Session session) {
             this.session = session;
+            OPEN.add(session);
         }
+    }
+
+    /** Sessions open on any raw server of this JVM (a benchmark runs one at a time). */
+    static final java.util.Set<Session> OPEN = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /** Sends {@code frame} to every open session, without waiting. */
+    public void pushToAll(String frame) {
+        for (Session s : OPEN) {
+            s.sendText(frame, org.eclipse.jetty.websocket.api.Callback.NOOP);
+        }
+    }
+
+    public int openSessions() {
+        return OPEN.size();
     }
 
     private final Server server;

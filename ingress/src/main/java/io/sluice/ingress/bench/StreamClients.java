@@ -1,0 +1,142 @@
+package io.sluice.ingress.bench;
+
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.Arrays;
+
+/**
+ * A client process for the push benchmark: opens {@code count} WebSocket connections, optionally
+ * sends each one text frame ({@code attach} with its own request id), then reads every frame on
+ * one selector thread. Token frames carry the sender's clock (epoch microseconds) as their text;
+ * the process prints how many tokens arrived and the delivery latency percentiles once
+ * {@code expected} tokens per socket (and a done) arrived, or its input closes.
+ */
+public final class StreamClients {
+    private StreamClients() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        run(args[0], Integer.parseInt(args[1]), Integer.parseInt(args[2]), args[3], args[4], Integer.parseInt(args[5]));
+    }
+
+    /** Connects, reads until every socket saw its done, prints the figures. */
+    public static void run(String host, int port, int count, String token, String attachPrefix, int expected)
+            throws Exception {
+        Selector selector = Selector.open();
+        for (int i = 0; i < count; i++) {
+            SocketChannel ch = SocketChannel.open(new InetSocketAddress(host, port));
+            ch.write(ByteBuffer.wrap(("GET /v1/stream HTTP/1.1\r\nHost: " + host + ":" + port + "\r\nUpgrade: websocket\r\n"
+                    + "Connection: Upgrade\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n"
+                    + "Authorization: Bearer " + token + "\r\n\r\n").getBytes(StandardCharsets.UTF_8)));
+            ByteBuffer one = ByteBuffer.allocate(1);
+            int matched = 0;
+            while (matched < 4) {
+                one.clear();
+                if (ch.read(one) < 0) {
+                    throw new java.io.EOFException("closed during handshake");
+                }
+                int b = one.get(0);
+                matched = (b == '\r' && (matched == 0 || matched == 2)) || (b == '\n' && (matched == 1 || matched == 3))
+                        ? matched + 1 : 0;
+            }
+            if (!attachPrefix.equals("-")) {
+                byte[] payload = ("{\"type\":\"attach\",\"request_id\":\"" + attachPrefix + i + "\",\"after_seq\":-1}")
+                        .getBytes(StandardCharsets.UTF_8);
+                ByteBuffer frame = ByteBuffer.allocate(payload.length + 8);
+                frame.put((byte) 0x81).put((byte) (0x80 | 126)).putShort((short) payload.length).putInt(0).put(payload).flip();
+                while (frame.hasRemaining()) {
+                    ch.write(frame);
+                }
+            }
+            ch.configureBlocking(false);
+            ch.register(selector, SelectionKey.OP_READ, ByteBuffer.allocate(32 * 1024));
+        }
+        System.out.println("connected " + count);
+        System.out.flush();
+        long[] latencies = new long[1 << 20];
+        int samples = 0;
+        long tokens = 0;
+        long dones = 0;
+        long firstNanos = 0;
+        long lastNanos = 0;
+        long deadline = System.nanoTime() + 600_000_000_000L;
+        while (dones < count && System.nanoTime() < deadline) {
+            if (System.in.available() > 0 && System.in.read() < 0) {
+                break;
+            }
+            selector.select(200);
+            for (SelectionKey key : selector.selectedKeys()) {
+                SocketChannel ch = (SocketChannel) key.channel();
+                ByteBuffer buf = (ByteBuffer) key.attachment();
+                if (ch.read(buf) < 0) {
+                    key.cancel();
+                    continue;
+                }
+                buf.flip();
+                while (buf.remaining() >= 2) {
+                    buf.mark();
+                    int b0 = buf.get() & 0xff;
+                    int b1 = buf.get() & 0x7f;
+                    long len = b1;
+                    if (b1 == 126) {
+                        if (buf.remaining() < 2) {
+                            buf.reset();
+                            break;
+                        }
+                        len = buf.getShort() & 0xffff;
+                    } else if (b1 == 127) {
+                        if (buf.remaining() < 8) {
+                            buf.reset();
+                            break;
+                        }
+                        len = buf.getLong();
+                    }
+                    if (buf.remaining() < len) {
+                        buf.reset();
+                        break;
+                    }
+                    byte[] payload = new byte[(int) len];
+                    buf.get(payload);
+                    if ((b0 & 0x0f) != 1) {
+                        continue;
+                    }
+                    String json = new String(payload, StandardCharsets.UTF_8);
+                    long now = System.nanoTime();
+                    if (json.contains("\"type\":\"token\"")) {
+                        int t = json.indexOf("\"text\":\"") + 8;
+                        long sent = Long.parseLong(json.substring(t, json.indexOf('"', t)).trim());
+                        Instant i = Instant.now();
+                        long nowMicros = i.getEpochSecond() * 1_000_000L + i.getNano() / 1000;
+                        int seq = Integer.parseInt(json.replaceAll(".*\"seq\":(\\d+).*", "$1"));
+                        int seqEnd = json.contains("\"seq_end\"")
+                                ? Integer.parseInt(json.replaceAll(".*\"seq_end\":(\\d+).*", "$1")) : seq;
+                        tokens += seqEnd - seq + 1;
+                        if (samples < latencies.length) {
+                            latencies[samples++] = nowMicros - sent;
+                        }
+                        if (firstNanos == 0) {
+                            firstNanos = now;
+                        }
+                        lastNanos = now;
+                    } else if (json.contains("\"type\":\"done\"") || json.contains("\"type\":\"pushdone\"")) {
+                        dones++;
+                    }
+                }
+                buf.compact();
+            }
+            selector.selectedKeys().clear();
+        }
+        long[] sorted = Arrays.copyOf(latencies, samples);
+        Arrays.sort(sorted);
+        long p50 = samples == 0 ? 0 : sorted[samples / 2];
+        long p99 = samples == 0 ? 0 : sorted[Math.min(samples - 1, (int) (samples * 0.99))];
+        System.out.printf("tokens %d frames %d seconds %.3f p50us %d p99us %d done %d%n", tokens, samples,
+                (lastNanos - firstNanos) / 1e9, p50, p99, dones);
+        System.out.flush();
+    }
+}
