@@ -63,6 +63,18 @@ public final class RequestSubmitter {
         indexWriter.close();
     }
 
+    /**
+     * A random version-4 UUID from a thread-local generator. Request ids must be unique, not
+     * secret (every use of one checks the tenant), and SecureRandom's lock would serialize the
+     * threads that submit.
+     */
+    static String newRequestId() {
+        java.util.concurrent.ThreadLocalRandom r = java.util.concurrent.ThreadLocalRandom.current();
+        long msb = (r.nextLong() & ~0xF000L) | 0x4000L;
+        long lsb = (r.nextLong() & 0x3FFFFFFFFFFFFFFFL) | 0x8000000000000000L;
+        return new UUID(msb, lsb).toString();
+    }
+
     public SubmissionRegistry registry() {
         return registry;
     }
@@ -72,7 +84,7 @@ public final class RequestSubmitter {
         if (!principal.may("infer")) {
             throw new ProtocolError(ProtocolError.Code.forbidden, "scope: generate needs the infer scope", false);
         }
-        String requestId = UUID.randomUUID().toString();
+        String requestId = newRequestId();
         InferenceRequest request = parser.parse(msg, requestId, principal.tenant(), principal.subject(), clock.instant());
         if (!limits.admit(principal.tenant())) {
             throw new ProtocolError(ProtocolError.Code.rate_limited,
