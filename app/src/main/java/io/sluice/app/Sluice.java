@@ -302,6 +302,56 @@ public final class Sluice {
         }
     }
 
+    /**
+     * What the gateway benchmarks run against: a broker and Redis of their own in a temporary
+     * directory, the default topics, and gateway settings without the limits a benchmark would hit.
+     */
+    static final class BenchStack implements AutoCloseable {
+        static final String SECRET = "bench-secret-0123456789abcdefghijklmnop";
+        final EmbeddedKafka kafka;
+        final RedisProcess redis;
+        final Topics topics = Topics.withDefaultPrefix();
+        final String token = new Authenticator(SECRET, "sluice").mint("bench", "bench", List.of("infer"), Duration.ofHours(1));
+
+        BenchStack(String name) throws Exception {
+            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory(name);
+            kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0);
+            redis = RedisProcess.start(dir.resolve("redis"), 0);
+            try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
+                TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
+            }
+        }
+
+        GatewayConfig gatewayConfig() {
+            Map<String, Object> g = new HashMap<>();
+            g.put(CommonConfig.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
+            g.put(CommonConfig.REDIS_URI, redis.uri());
+            g.put(GatewayConfig.PORT, 0);
+            g.put(GatewayConfig.JWT_SECRET, SECRET);
+            g.put(GatewayConfig.TENANT_REQUESTS_PER_SECOND, 1e9);
+            g.put(GatewayConfig.MAX_INFLIGHT_PER_SOCKET, 100_000);
+            g.put(GatewayConfig.MAX_CONNECTIONS_PER_TENANT, 1_000_000);
+            g.put(GatewayConfig.IDLE_TIMEOUT_MS, 600_000L);
+            g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 0L);
+            return new GatewayConfig(g);
+        }
+
+        /** A JVM running {@code mainClass} on this process's class path. */
+        static ProcessBuilder java(String heap, String mainClass, String... args) {
+            List<String> cmd = new java.util.ArrayList<>(List.of(
+                    java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx" + heap,
+                    "-cp", System.getProperty("java.class.path"), mainClass));
+            cmd.addAll(List.of(args));
+            return new ProcessBuilder(cmd);
+        }
+
+        @Override
+        public void close() {
+            redis.close();
+            kafka.close();
+        }
+    }
+
     @Command(name = "accept", description = "Accepted requests/s through a gateway beside Kafka's own ProducerPerformance "
             + "with the same record size, on a broker and Redis this command starts.")
     static final class BenchAccept implements Callable<Integer> {
@@ -313,13 +363,9 @@ public final class Sluice {
         @Override
         public Integer call() throws Exception {
             System.out.printf("sluice bench accept --requests %d --connections %d%n", requests, connections);
-            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("sluice-bench-accept");
-            try (EmbeddedKafka kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0);
-                 RedisProcess redis = RedisProcess.start(dir.resolve("redis"), 0)) {
-                Topics topics = Topics.withDefaultPrefix();
-                try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
-                    TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
-                }
+            try (BenchStack stack = new BenchStack("sluice-bench-accept")) {
+                EmbeddedKafka kafka = stack.kafka;
+                Topics topics = stack.topics;
                 String prompt = "The river flows past the old mill and the boats wait at the lock for the keeper";
                 String generate = "{\"type\":\"generate\",\"prompt\":\"" + prompt + "\",\"max_tokens\":64}";
                 int recordSize = io.sluice.schemas.SluiceCodec.get().encode(io.sluice.schemas.InferenceRequest.newBuilder()
@@ -328,9 +374,7 @@ public final class Sluice {
                         .setCreatedAt(java.time.Instant.now()).setReplyPartition(0).build()).length;
 
                 // Baseline: Kafka's own producer benchmark, same broker, same acks and idempotence, same record size.
-                Process perf = new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                        "-Xmx512m", "-cp", System.getProperty("java.class.path"), "org.apache.kafka.tools.ProducerPerformance",
-                        "--topic", topics.requests(), "--num-records", String.valueOf(requests), "--record-size",
+                Process perf = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(), "--num-records", String.valueOf(requests), "--record-size",
                         String.valueOf(recordSize), "--throughput", "-1", "--producer-props",
                         "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=1")
                         .redirectErrorStream(true).start();
@@ -339,16 +383,8 @@ public final class Sluice {
                 String summary = perfOut.lines().filter(l -> l.contains("records sent")).reduce((a, b) -> b).orElse(perfOut);
                 double baseline = Double.parseDouble(summary.replaceAll(".*records sent, ([0-9.]+) records/sec.*", "$1"));
 
-                Map<String, Object> g = new HashMap<>();
-                g.put(CommonConfig.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
-                g.put(CommonConfig.REDIS_URI, redis.uri());
-                g.put(GatewayConfig.PORT, 0);
-                g.put(GatewayConfig.JWT_SECRET, "bench-secret-0123456789abcdefghijklmnop");
-                g.put(GatewayConfig.TENANT_REQUESTS_PER_SECOND, 1e9);
-                g.put(GatewayConfig.MAX_INFLIGHT_PER_SOCKET, 100_000);
-                g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 0L);
-                try (Gateway gateway = Gateway.start(new GatewayConfig(g))) {
-                    String token = gateway.authenticator().mint("bench", "bench", List.of("infer"), Duration.ofHours(1));
+                String token = stack.token;
+                try (Gateway gateway = Gateway.start(stack.gatewayConfig())) {
                     io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, Math.max(1, requests / 20 / connections),
                             generate);
                     var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
@@ -375,15 +411,8 @@ public final class Sluice {
         @Override
         public Integer call() throws Exception {
             System.out.printf("sluice bench sockets --sockets %d --processes %d%n", sockets, processes);
-            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("sluice-bench-sockets");
-            try (EmbeddedKafka kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0);
-                 RedisProcess redis = RedisProcess.start(dir.resolve("redis"), 0)) {
-                Topics topics = Topics.withDefaultPrefix();
-                try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
-                    TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
-                }
-                String secret = "bench-secret-0123456789abcdefghijklmnop";
-                String token = new Authenticator(secret, "sluice").mint("bench", "bench", List.of("infer"), Duration.ofHours(1));
+            try (BenchStack stack = new BenchStack("sluice-bench-sockets")) {
+                String token = stack.token;
                 double raw;
                 int rawHeld;
                 try (var jetty = new io.sluice.ingress.bench.RawJettyServer(Duration.ofMinutes(10))) {
@@ -391,15 +420,7 @@ public final class Sluice {
                     rawHeld = (int) r[0];
                     raw = r[1] / (double) Math.max(1, r[0]);
                 }
-                Map<String, Object> g = new HashMap<>();
-                g.put(CommonConfig.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
-                g.put(CommonConfig.REDIS_URI, redis.uri());
-                g.put(GatewayConfig.PORT, 0);
-                g.put(GatewayConfig.JWT_SECRET, secret);
-                g.put(GatewayConfig.MAX_CONNECTIONS_PER_TENANT, 1_000_000);
-                g.put(GatewayConfig.IDLE_TIMEOUT_MS, 600_000L);
-                g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 0L);
-                try (Gateway gateway = Gateway.start(new GatewayConfig(g))) {
+                try (Gateway gateway = Gateway.start(stack.gatewayConfig())) {
                     long[] r = hold(gateway.port(), token, gateway::openSockets);
                     double perSocket = r[1] / (double) Math.max(1, r[0]);
                     System.out.printf("%-12s %10s %16s%n", "server", "held", "heap per socket");
@@ -419,10 +440,9 @@ public final class Sluice {
             try {
                 for (int p = 0; p < processes; p++) {
                     int count = sockets / processes + (p < sockets % processes ? 1 : 0);
-                    children.add(new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                            "-Xmx256m", "-Xss256k", "-cp", System.getProperty("java.class.path"),
-                            "io.sluice.ingress.bench.IdleClients", "127.0.0.1", String.valueOf(port), "/v1/stream",
-                            String.valueOf(count), token).redirectError(ProcessBuilder.Redirect.INHERIT).start());
+                    children.add(BenchStack.java("256m", "io.sluice.ingress.bench.IdleClients", "127.0.0.1",
+                            String.valueOf(port), "/v1/stream", String.valueOf(count), token)
+                            .redirectError(ProcessBuilder.Redirect.INHERIT).start());
                 }
                 for (Process child : children) {
                     String line = new java.io.BufferedReader(new java.io.InputStreamReader(child.getInputStream())).readLine();
@@ -481,16 +501,10 @@ public final class Sluice {
         public Integer call() throws Exception {
             System.out.printf("sluice bench push --sockets %d --processes %d --rounds %d --interval-ms %d%n", sockets,
                     processes, rounds, intervalMs);
-            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("sluice-bench-push");
-            try (EmbeddedKafka kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0);
-                 RedisProcess redis = RedisProcess.start(dir.resolve("redis"), 0)) {
-                Topics topics = Topics.withDefaultPrefix();
-                try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
-                    TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
-                }
-                String secret = "bench-secret-0123456789abcdefghijklmnop";
-                String token = new Authenticator(secret, "sluice").mint("bench", "bench", List.of("infer"), Duration.ofHours(1));
-
+            try (BenchStack stack = new BenchStack("sluice-bench-push")) {
+                EmbeddedKafka kafka = stack.kafka;
+                Topics topics = stack.topics;
+                String token = stack.token;
                 String[] raw;
                 try (var jetty = new io.sluice.ingress.bench.RawJettyServer(Duration.ofMinutes(10))) {
                     List<Process> clients = clients(jetty.port(), token, "-");
@@ -503,16 +517,9 @@ public final class Sluice {
                     raw = collect(clients);
                 }
 
-                Map<String, Object> g = new HashMap<>();
-                g.put(CommonConfig.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
-                g.put(CommonConfig.REDIS_URI, redis.uri());
-                g.put(GatewayConfig.PORT, 0);
-                g.put(GatewayConfig.JWT_SECRET, secret);
-                g.put(GatewayConfig.MAX_CONNECTIONS_PER_TENANT, 1_000_000);
-                g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 0L);
                 String[] gw;
-                try (Gateway gateway = Gateway.start(new GatewayConfig(g));
-                     var registry = io.sluice.idempotency.RedisIdempotencyStore.connect(java.net.URI.create(redis.uri()),
+                try (Gateway gateway = Gateway.start(stack.gatewayConfig());
+                     var registry = io.sluice.idempotency.RedisIdempotencyStore.connect(java.net.URI.create(stack.redis.uri()),
                              "sluice:", Duration.ofHours(1));
                      var producer = new org.apache.kafka.clients.producer.KafkaProducer<String,
                              org.apache.avro.specific.SpecificRecord>(Map.of("bootstrap.servers", kafka.bootstrapServers(),
@@ -569,10 +576,8 @@ public final class Sluice {
             List<Process> out = new java.util.ArrayList<>();
             for (int p = 0; p < processes; p++) {
                 int count = sockets / processes + (p < sockets % processes ? 1 : 0);
-                out.add(new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                        "-Xmx512m", "-cp", System.getProperty("java.class.path"), "io.sluice.ingress.bench.StreamClients",
-                        "127.0.0.1", String.valueOf(port), String.valueOf(count), token,
-                        prefix.equals("-") ? "-" : prefix + p + "-", String.valueOf(rounds))
+                out.add(BenchStack.java("512m", "io.sluice.ingress.bench.StreamClients", "127.0.0.1", String.valueOf(port),
+                        String.valueOf(count), token, prefix.equals("-") ? "-" : prefix + p + "-", String.valueOf(rounds))
                         .redirectError(ProcessBuilder.Redirect.INHERIT).start());
             }
             for (Process c : out) {

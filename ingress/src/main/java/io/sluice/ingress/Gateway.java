@@ -28,7 +28,6 @@ import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.util.Callback;
-import org.eclipse.jetty.util.Fields;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
 import org.eclipse.jetty.websocket.server.WebSocketUpgradeHandler;
 import org.slf4j.Logger;
@@ -130,9 +129,9 @@ public final class Gateway implements AutoCloseable {
                 }
                 Authenticator.Principal principal;
                 try {
-                    principal = authenticator.authenticate(bearer(req));
+                    principal = authenticator.authenticate(HttpApi.bearer(req));
                 } catch (Authenticator.Unauthorized e) {
-                    resp.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer realm=\"sluice\", error=\"invalid_token\"");
+                    HttpApi.challenge(resp);
                     Response.writeError(req, resp, cb, 401, e.getMessage());
                     return null;
                 }
@@ -171,15 +170,6 @@ public final class Gateway implements AutoCloseable {
         server.setStopTimeout(5000);
         server.start();
         log.info("Gateway {} listening on {}", id, url());
-    }
-
-    private static String bearer(Request req) {
-        String header = req.getHeaders().get(HttpHeader.AUTHORIZATION);
-        if (header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)) {
-            return header.substring(7).trim();
-        }
-        Fields query = Request.extractQueryParameters(req);
-        return query.getValue("access_token");
     }
 
     /** Starts a gateway. */

@@ -18,6 +18,16 @@ public final class RawJettyServer implements AutoCloseable {
             this.session = session;
             OPEN.add(session);
         }
+
+        @Override
+        public void onWebSocketClose(int statusCode, String reason) {
+            OPEN.remove(session);
+        }
+
+        @Override
+        public void onWebSocketError(Throwable cause) {
+            // A client process ending its connections is the normal end of a benchmark.
+        }
     }
 
     /** Sessions open on any raw server of this JVM (a benchmark runs one at a time). */

@@ -56,7 +56,7 @@ public final class HttpApi {
         try {
             principal = authenticator.authenticate(bearer(request));
         } catch (Authenticator.Unauthorized e) {
-            response.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer realm=\"sluice\", error=\"invalid_token\"");
+            challenge(response);
             error(response, callback, new ProtocolError(ProtocolError.Code.unauthorized, "token: " + e.getMessage(), false));
             return true;
         }
@@ -202,13 +202,19 @@ public final class HttpApi {
         }
     }
 
-    private static String bearer(Request req) {
+    /** The client's token: the Authorization bearer, or {@code access_token} for browsers that cannot set headers. */
+    public static String bearer(Request req) {
         String header = req.getHeaders().get(HttpHeader.AUTHORIZATION);
         if (header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)) {
             return header.substring(7).trim();
         }
         Fields query = Request.extractQueryParameters(req);
         return query.getValue("access_token");
+    }
+
+    /** The header a 401 must carry, for the WebSocket handshake and HTTP alike. */
+    public static void challenge(Response response) {
+        response.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer realm=\"sluice\", error=\"invalid_token\"");
     }
 
     static int statusOf(ProtocolError.Code code) {
