@@ -105,12 +105,15 @@ public final class Worker implements AutoCloseable {
         final TopicPartition tp;
         final long offset;
         final InferenceRequest request;
+        /** The partition's incarnation in the offset tracker when this record was polled. */
+        final Object incarnation;
         long dueNanos;
 
-        Work(TopicPartition tp, long offset, InferenceRequest request) {
+        Work(TopicPartition tp, long offset, InferenceRequest request, Object incarnation) {
             this.tp = tp;
             this.offset = offset;
             this.request = request;
+            this.incarnation = incarnation;
         }
 
         @Override
@@ -306,17 +309,17 @@ public final class Worker implements AutoCloseable {
                 }
                 for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(20))) {
                     TopicPartition tp = new TopicPartition(record.topic(), record.partition());
-                    tracker.started(tp, record.offset());
+                    Object incarnation = tracker.started(tp, record.offset());
                     InferenceRequest request;
                     try {
                         request = SluiceCodec.get().decode(record.value(), InferenceRequest.class);
                     } catch (MalformedRecordException e) {
                         deadLetter(record.topic(), record.partition(), record.offset(), record.key(), record.value(),
                                 e.fingerprint(), null, new ErrorInfo("invalid_request", e.getMessage(), false),
-                                new Work(tp, record.offset(), null));
+                                new Work(tp, record.offset(), null, incarnation));
                         continue;
                     }
-                    Work work = new Work(tp, record.offset(), request);
+                    Work work = new Work(tp, record.offset(), request, incarnation);
                     if (!overflow.isEmpty() || !queue.offer(work, request.getPriority())) {
                         overflow.add(work);
                     }
@@ -345,7 +348,7 @@ public final class Worker implements AutoCloseable {
     private void drainFinished(OffsetTracker tracker) {
         Work w;
         while ((w = finished.poll()) != null) {
-            tracker.finished(w.tp, w.offset);
+            tracker.finished(w.tp, w.offset, w.incarnation);
         }
     }
 
@@ -575,7 +578,8 @@ public final class Worker implements AutoCloseable {
                     ErrorInfo error = new ErrorInfo("invalid_request", invalid.getMessage(), false);
                     complete(active, req, null, error, List.of(), "", 0);
                     deadLetter(work.tp.topic(), work.tp.partition(), work.offset, req.getRequestId(),
-                            SluiceCodec.get().encode(req), null, req, error, new Work(work.tp, work.offset, null));
+                            SluiceCodec.get().encode(req), null, req, error,
+                            new Work(work.tp, work.offset, null, work.incarnation));
                     return;
                 }
                 if (!claim.checkpoint().isEmpty()) {

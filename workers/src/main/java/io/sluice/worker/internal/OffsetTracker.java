@@ -21,16 +21,23 @@ public final class OffsetTracker {
 
     private final Map<TopicPartition, Partition> partitions = new HashMap<>();
 
-    public void started(TopicPartition tp, long offset) {
+    /**
+     * Records an offset as in flight and returns the partition's current incarnation, which the
+     * caller hands back with {@link #finished}. A partition revoked and assigned again is a new
+     * incarnation: its records are polled again, and a late completion of a record polled before
+     * must not mark the new copy finished (that would commit past a request no one holds).
+     */
+    public Object started(TopicPartition tp, long offset) {
         Partition p = partitions.computeIfAbsent(tp, k -> new Partition());
         p.inFlight.add(offset);
         p.next = Math.max(p.next, offset + 1);
+        return p;
     }
 
-    /** Marks an offset terminal; ignored when the partition is no longer ours. */
-    public void finished(TopicPartition tp, long offset) {
+    /** Marks an offset terminal; ignored when it belongs to an earlier incarnation of the partition. */
+    public void finished(TopicPartition tp, long offset, Object incarnation) {
         Partition p = partitions.get(tp);
-        if (p != null) {
+        if (p != null && p == incarnation) {
             p.inFlight.remove(offset);
         }
     }

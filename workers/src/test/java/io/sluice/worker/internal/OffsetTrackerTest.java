@@ -15,21 +15,22 @@ class OffsetTrackerTest {
     @Test
     void commitsOnlyUpToTheLowestRequestNotYetTerminal() {
         OffsetTracker t = new OffsetTracker();
+        Object i0 = null;
         for (long o = 10; o < 15; o++) {
-            t.started(p0, o);
+            i0 = t.started(p0, o);
         }
-        t.started(p1, 3);
+        Object i1 = t.started(p1, 3);
         assertThat(t.committable()).containsEntry(p0, new OffsetAndMetadata(10)).containsEntry(p1, new OffsetAndMetadata(3));
         t.committed(t.committable());
-        t.finished(p0, 12);
-        t.finished(p0, 13);
+        t.finished(p0, 12, i0);
+        t.finished(p0, 13, i0);
         assertThat(t.committable()).as("10 and 11 still run").isEmpty();
-        t.finished(p0, 10);
+        t.finished(p0, 10, i0);
         assertThat(t.committable()).containsExactly(Map.entry(p0, new OffsetAndMetadata(11)));
         t.committed(t.committable());
-        t.finished(p0, 11);
-        t.finished(p0, 14);
-        t.finished(p1, 3);
+        t.finished(p0, 11, i0);
+        t.finished(p0, 14, i0);
+        t.finished(p1, 3, i1);
         assertThat(t.committable()).containsEntry(p0, new OffsetAndMetadata(15)).containsEntry(p1, new OffsetAndMetadata(4));
         assertThat(t.inFlight()).isZero();
     }
@@ -37,10 +38,23 @@ class OffsetTrackerTest {
     @Test
     void aRevokedPartitionIsForgottenAndLateCompletionsForItAreIgnored() {
         OffsetTracker t = new OffsetTracker();
-        t.started(p0, 1);
+        Object before = t.started(p0, 1);
         t.forget(p0);
-        t.finished(p0, 1);
+        t.finished(p0, 1, before);
         assertThat(t.committable()).isEmpty();
+    }
+
+    @Test
+    void aLateCompletionFromBeforeAReassignmentDoesNotFinishTheRecordPolledAgain() {
+        OffsetTracker t = new OffsetTracker();
+        Object before = t.started(p0, 7);
+        t.forget(p0); // revoked, then assigned back: the record is polled again
+        Object after = t.started(p0, 7);
+        t.finished(p0, 7, before);
+        assertThat(t.committable()).as("offset 7 is still held by the new copy")
+                .containsExactly(Map.entry(p0, new OffsetAndMetadata(7)));
+        t.finished(p0, 7, after);
+        assertThat(t.committable()).containsExactly(Map.entry(p0, new OffsetAndMetadata(8)));
     }
 
     @Test
