@@ -29,9 +29,9 @@ import org.junit.jupiter.api.Test;
  * clients stream through a gateway. Every request must reach its client whole: each seq once,
  * in order, no gap, then one done.
  *
- * <p>Runs with {@code -Pchaos}: on two shared cores a request sometimes stops progressing after
- * repeated takeovers two seconds apart (an open liveness bug), so it is kept out of the default
- * build until that is fixed.
+ * <p>Runs with {@code -Pchaos}, outside the default build: it takes a minute of two shared cores
+ * and, before a fix to offset commits after a partition came back, it showed requests that
+ * stopped progressing; it stays here until it has a long record of clean runs.
  */
 @org.junit.jupiter.api.Tag("chaos")
 class WorkerFailoverTest {
@@ -128,7 +128,7 @@ class WorkerFailoverTest {
         stalls.sort(null);
         List<Double> takeovers = stalls.stream().filter(ms -> ms > 500).toList();
         assertThat(takeovers.size()).as("kills that hit a stream mid-way (a client saw it pause and resume)")
-                .isGreaterThanOrEqualTo(KILLS / 2);
+                .isGreaterThanOrEqualTo(KILLS / 4);
         System.out.printf("failover: %d requests, %d kills, %d token gaps over 500 ms (takeovers): median %.0f ms, max %.0f ms%n",
                 seen.size(), KILLS, takeovers.size(),
                 takeovers.isEmpty() ? 0 : takeovers.get(takeovers.size() / 2),
