@@ -31,12 +31,7 @@ public final class GenerateParser {
 
     public InferenceRequest parse(JsonNode msg, String requestId, String tenant, String principal, Instant now)
             throws ProtocolError {
-        for (Iterator<String> it = msg.fieldNames(); it.hasNext(); ) {
-            String name = it.next();
-            if (!FIELDS.contains(name)) {
-                throw ProtocolError.invalid(name, "unknown field");
-            }
-        }
+        onlyFields(msg, FIELDS);
         InferenceRequest.Builder b = InferenceRequest.newBuilder()
                 .setRequestId(requestId).setTenant(tenant).setPrincipal(principal).setCreatedAt(now)
                 .setTraceId(requestId);
@@ -89,6 +84,16 @@ public final class GenerateParser {
         b.setIdempotencyKey(optionalString(msg, "idempotency_key", MAX_ID));
         b.setMetadata(metadata(msg.get("metadata")));
         return b.build();
+    }
+
+    /** Refuses a message carrying a field outside {@code allowed}, naming it. */
+    static void onlyFields(JsonNode msg, Set<String> allowed) throws ProtocolError {
+        for (Iterator<String> it = msg.fieldNames(); it.hasNext(); ) {
+            String name = it.next();
+            if (!allowed.contains(name)) {
+                throw ProtocolError.invalid(name, "unknown field");
+            }
+        }
     }
 
     private static String optionalString(JsonNode msg, String field, int max) throws ProtocolError {

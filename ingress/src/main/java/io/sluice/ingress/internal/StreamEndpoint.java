@@ -30,6 +30,9 @@ import org.slf4j.LoggerFactory;
 public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private static final Logger log = LoggerFactory.getLogger(StreamEndpoint.class);
 
+    private static final java.util.Set<String> CANCEL_FIELDS = java.util.Set.of("type", "id", "request_id");
+    private static final java.util.Set<String> ATTACH_FIELDS = java.util.Set.of("type", "id", "request_id", "after_seq");
+
     private final Principal principal;
     private final RequestSubmitter submitter;
     private final Producer<String, SpecificRecord> producer;
@@ -171,12 +174,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         if (!principal.may("infer")) {
             throw new ProtocolError(ProtocolError.Code.forbidden, "scope: attach needs the infer scope", false);
         }
-        for (java.util.Iterator<String> it = msg.fieldNames(); it.hasNext(); ) {
-            String name = it.next();
-            if (!name.equals("type") && !name.equals("request_id") && !name.equals("after_seq") && !name.equals("id")) {
-                throw ProtocolError.invalid(name, "unknown field");
-            }
-        }
+        GenerateParser.onlyFields(msg, ATTACH_FIELDS);
         JsonNode id = msg.get("request_id");
         if (id == null || !id.isTextual() || id.asText().isEmpty()) {
             throw ProtocolError.invalid("request_id", "required: the request_id to attach to");
@@ -207,12 +205,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         if (id == null || !id.isTextual() || id.asText().isEmpty()) {
             throw ProtocolError.invalid("request_id", "required: the request_id of an accepted request");
         }
-        for (java.util.Iterator<String> it = msg.fieldNames(); it.hasNext(); ) {
-            String name = it.next();
-            if (!name.equals("type") && !name.equals("request_id") && !name.equals("id")) {
-                throw ProtocolError.invalid(name, "unknown field");
-            }
-        }
+        GenerateParser.onlyFields(msg, CANCEL_FIELDS);
         // Only requests this socket follows: another tenant's request looks exactly like a missing one.
         if (!streams.containsKey(id.asText())) {
             throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request on this socket", false);
