@@ -26,6 +26,16 @@ public interface IdempotencyStore extends AutoCloseable {
     boolean renew(String key, long fence, Duration lease);
 
     /**
+     * Gives a held lease up at once, keeping the checkpoint, so the next claim of the key (a retry,
+     * or another worker) takes it over without waiting for the lease to lapse.
+     *
+     * @return false when the fence is no longer current
+     */
+    default boolean release(String key, long fence) {
+        return renew(key, fence, Duration.ZERO);
+    }
+
+    /**
      * Write-ahead checkpoint: records {@code tokenIds} as the tokens at seqs {@code fromSeq ...}
      * if {@code fence} is still current.
      *

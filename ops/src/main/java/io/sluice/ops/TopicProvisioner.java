@@ -63,6 +63,7 @@ public final class TopicProvisioner {
         for (Tier tier : Tier.values()) {
             plan.add(topic(topics.dlq(tier), layout, Map.of(TopicConfig.RETENTION_MS_CONFIG, dlqRetention)));
         }
+        plan.add(topic(topics.events(), layout, Map.of(TopicConfig.RETENTION_MS_CONFIG, dlqRetention)));
         return plan;
     }
 

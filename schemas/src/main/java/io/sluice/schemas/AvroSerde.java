@@ -17,6 +17,19 @@ public final class AvroSerde {
         return (topic, value) -> value == null ? null : SluiceCodec.get().encode(value);
     }
 
+    /**
+     * Serializes Sluice records, and passes {@code byte[]} through untouched: a retry or a dead
+     * letter carries the request exactly as its producer wrote it, in whatever schema version.
+     */
+    public static Serializer<Object> passThroughSerializer() {
+        return (topic, value) -> {
+            if (value == null || value instanceof byte[]) {
+                return (byte[]) value;
+            }
+            return SluiceCodec.get().encode((SpecificRecord) value);
+        };
+    }
+
     /** Deserializes a record of any Sluice type, chosen by the fingerprint in its header. */
     public static Deserializer<SpecificRecord> anyDeserializer() {
         return (topic, bytes) -> bytes == null ? null : SluiceCodec.get().decode(bytes);

@@ -31,7 +31,8 @@ public final class SluiceCodec {
 
     /** The record types Sluice writes to Kafka. */
     public static final List<Class<? extends SpecificRecord>> RECORD_TYPES = List.of(
-            InferenceRequest.class, TokenEvent.class, InferenceResult.class, Cancel.class, DeadLetter.class);
+            InferenceRequest.class, TokenEvent.class, InferenceResult.class, Cancel.class, DeadLetter.class,
+            AttemptHistory.class, OpsEvent.class);
 
     private static final SluiceCodec INSTANCE = new SluiceCodec();
 
@@ -44,7 +45,7 @@ public final class SluiceCodec {
         ClassSecurityValidator.Builder trusted = ClassSecurityValidator.builder();
         for (Class<?> type : List.of(InferenceRequest.class, TokenEvent.class, InferenceResult.class, Cancel.class,
                 DeadLetter.class, TokenLogprob.class, ErrorInfo.class, Origin.class, Attempt.class, Tier.class,
-                FinishReason.class)) {
+                FinishReason.class, AttemptHistory.class, OpsEvent.class)) {
             trusted.add(type);
         }
         ClassSecurityValidator.setGlobal(ClassSecurityValidator.composite(ClassSecurityValidator.getGlobal(), trusted.build()));

@@ -54,9 +54,14 @@ public final class Topics {
         return prefix + "dlq." + tier.name();
     }
 
+    /** Operational events a monitor consumes (a worker's circuit opening, say). */
+    public String events() {
+        return prefix + "events";
+    }
+
     /** Every topic of the deployment. */
     public List<String> all() {
         return List.of(requests(), retry(Tier.financial), retry(Tier.operational), tokens(), results(), control(),
-                dlq(Tier.financial), dlq(Tier.operational));
+                dlq(Tier.financial), dlq(Tier.operational), events());
     }
 }

@@ -127,6 +127,6 @@ class SluiceCodecTest {
         Topics t = Topics.withDefaultPrefix();
         assertThat(t.all()).containsExactly("sluice.requests", "sluice.requests.retry.financial",
                 "sluice.requests.retry.operational", "sluice.tokens", "sluice.results", "sluice.control",
-                "sluice.dlq.financial", "sluice.dlq.operational");
+                "sluice.dlq.financial", "sluice.dlq.operational", "sluice.events");
     }
 }

@@ -1,9 +1,14 @@
 package io.sluice.worker;
 
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.sluice.idempotency.Claim;
 import io.sluice.idempotency.IdempotencyKeys;
 import io.sluice.idempotency.IdempotencyStore;
 import io.sluice.idempotency.RedisIdempotencyStore;
+import io.sluice.schemas.Attempt;
 import io.sluice.schemas.AvroSerde;
 import io.sluice.schemas.Cancel;
 import io.sluice.schemas.CommonConfig;
@@ -12,6 +17,7 @@ import io.sluice.schemas.ErrorInfo;
 import io.sluice.schemas.FinishReason;
 import io.sluice.schemas.InferenceRequest;
 import io.sluice.schemas.InferenceResult;
+import io.sluice.schemas.OpsEvent;
 import io.sluice.schemas.MalformedRecordException;
 import io.sluice.schemas.Origin;
 import io.sluice.schemas.SluiceCodec;
@@ -22,9 +28,14 @@ import io.sluice.worker.engine.BatchEngine;
 import io.sluice.worker.engine.Generation;
 import io.sluice.worker.engine.GenerationParams;
 import io.sluice.worker.engine.StepSink;
+import io.sluice.worker.internal.BackoffGate;
+import io.sluice.worker.internal.Circuit;
 import io.sluice.worker.internal.OffsetTracker;
 import io.sluice.worker.internal.WorkQueue;
 import io.sluice.worker.model.ModelBundle;
+import io.sluice.worker.retry.Failures;
+import io.sluice.worker.retry.RetryHeaders;
+import io.sluice.worker.retry.TierPolicy;
 import java.net.URI;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -83,7 +94,7 @@ public final class Worker implements AutoCloseable {
     private final ModelBundle model;
     private final boolean ownsModel;
     private final IdempotencyStore store;
-    private final KafkaProducer<String, SpecificRecord> producer;
+    private final KafkaProducer<String, Object> producer;
     private final KafkaConsumer<String, byte[]> consumer;
     private final KafkaConsumer<String, byte[]> control;
     private final int tokenPartitions;
@@ -93,6 +104,13 @@ public final class Worker implements AutoCloseable {
     private final ConcurrentLinkedQueue<Cancel> cancels = new ConcurrentLinkedQueue<>();
     private final Duration lease;
     private final Clock clock;
+    private final Faults faults;
+    private final MeterRegistry meters;
+    private final Map<Tier, TierPolicy> retryPolicy = new java.util.EnumMap<>(Tier.class);
+    private final long processingTimeoutNanos;
+    private final CircuitBreaker circuit;
+    /** Set when the circuit opens; the decode thread then hands back everything it holds. */
+    private volatile boolean handBack;
     private final Thread consumerThread;
     private final Thread decodeThread;
     private final CountDownLatch assigned = new CountDownLatch(1);
@@ -107,13 +125,30 @@ public final class Worker implements AutoCloseable {
         final InferenceRequest request;
         /** The partition's incarnation in the offset tracker when this record was polled. */
         final Object incarnation;
+        /** The record value as read, kept for a retry or a dead letter. */
+        final byte[] original;
+        /** 0 for a request read from the requests topic, n for its n-th retry. */
+        final int attempt;
+        /** Where the request was first read, before any retry. */
+        final Origin origin;
+        /** Attempts that failed before this one, oldest first. */
+        final List<Attempt> history;
         long dueNanos;
 
         Work(TopicPartition tp, long offset, InferenceRequest request, Object incarnation) {
+            this(tp, offset, request, incarnation, null, 0, new Origin(tp.topic(), tp.partition(), offset), List.of());
+        }
+
+        Work(TopicPartition tp, long offset, InferenceRequest request, Object incarnation, byte[] original, int attempt,
+                Origin origin, List<Attempt> history) {
             this.tp = tp;
             this.offset = offset;
             this.request = request;
             this.incarnation = incarnation;
+            this.original = original;
+            this.attempt = attempt;
+            this.origin = origin;
+            this.history = history;
         }
 
         @Override
@@ -139,6 +174,8 @@ public final class Worker implements AutoCloseable {
         final String streamId;
         /** False once this generation runs without a claim (a Redis outage under fail-open). */
         boolean claimed;
+        /** When this attempt started decoding, for the processing timeout. */
+        final long startedNanos = System.nanoTime();
 
         Active(Work work, String key, long fence, String streamId, boolean claimed) {
             this.work = work;
@@ -183,17 +220,66 @@ public final class Worker implements AutoCloseable {
 
     /** Starts a worker that loads its own model. */
     public static Worker start(WorkerConfig config) {
-        ModelBundle model = ModelBundle.load(config.getString(WorkerConfig.MODEL), config.getString(WorkerConfig.DEVICE),
-                config.getInt(WorkerConfig.INTRA_OP_THREADS));
-        return new Worker(config, model, true, Clock.systemUTC());
+        return builder(config).start();
     }
 
     /** Starts a worker on an already loaded model, which stays open when the worker closes. */
     public static Worker start(WorkerConfig config, ModelBundle model) {
-        return new Worker(config, model, false, Clock.systemUTC());
+        return builder(config).model(model).start();
     }
 
-    private Worker(WorkerConfig config, ModelBundle model, boolean ownsModel, Clock clock) {
+    public static Builder builder(WorkerConfig config) {
+        return new Builder(config);
+    }
+
+    /** What a worker runs with besides its settings; each has a production default. */
+    public static final class Builder {
+        private final WorkerConfig config;
+        private ModelBundle model;
+        private Faults faults = Faults.NONE;
+        private MeterRegistry meters = new SimpleMeterRegistry();
+        private Clock clock = Clock.systemUTC();
+
+        private Builder(WorkerConfig config) {
+            this.config = config;
+        }
+
+        /** An already loaded model, which stays open when the worker closes; default: load the configured one. */
+        public Builder model(ModelBundle model) {
+            this.model = model;
+            return this;
+        }
+
+        public Builder faults(Faults faults) {
+            this.faults = faults;
+            return this;
+        }
+
+        public Builder meters(MeterRegistry meters) {
+            this.meters = meters;
+            return this;
+        }
+
+        /** Wall clock of due times, attempts and events. */
+        public Builder clock(Clock clock) {
+            this.clock = clock;
+            return this;
+        }
+
+        public Worker start() {
+            if (model != null) {
+                return new Worker(config, model, false, this);
+            }
+            ModelBundle loaded = ModelBundle.load(config.getString(WorkerConfig.MODEL), config.getString(WorkerConfig.DEVICE),
+                    config.getInt(WorkerConfig.INTRA_OP_THREADS));
+            return new Worker(config, loaded, true, this);
+        }
+    }
+
+    private Worker(WorkerConfig config, ModelBundle model, boolean ownsModel, Builder with) {
+        Clock clock = with.clock;
+        this.faults = with.faults;
+        this.meters = with.meters;
         this.config = config;
         this.workerId = config.workerId();
         this.topics = new Topics(config.getString(CommonConfig.TOPIC_PREFIX));
@@ -214,7 +300,7 @@ public final class Worker implements AutoCloseable {
                 ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true,
                 ProducerConfig.LINGER_MS_CONFIG, 1,
                 ProducerConfig.CLIENT_ID_CONFIG, "sluice-worker-" + workerId),
-                new StringSerializer(), AvroSerde.serializer());
+                new StringSerializer(), AvroSerde.passThroughSerializer());
         Map<String, Object> consumerProps = new HashMap<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ConsumerConfig.GROUP_ID_CONFIG, config.getString(WorkerConfig.GROUP_ID),
@@ -222,7 +308,10 @@ public final class Worker implements AutoCloseable {
                 ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest",
                 ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Math.max(1, config.getInt(WorkerConfig.QUEUE_CAPACITY) / 2),
                 ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, config.getInt(WorkerConfig.SESSION_TIMEOUT_MS),
-                ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.max(1000, config.getInt(WorkerConfig.SESSION_TIMEOUT_MS) / 3),
+                // Members learn of a rebalance at their next heartbeat: Kafka's 3 s default at most, so a
+                // worker joining (or a circuit closing) gets partitions within seconds.
+                ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG,
+                Math.max(1000, Math.min(3000, config.getInt(WorkerConfig.SESSION_TIMEOUT_MS) / 3)),
                 ConsumerConfig.CLIENT_ID_CONFIG, "sluice-worker-" + workerId));
         String instance = config.getString(WorkerConfig.GROUP_INSTANCE_ID);
         if (!instance.isBlank()) {
@@ -240,6 +329,14 @@ public final class Worker implements AutoCloseable {
         control.assign(controlPartitions);
         control.seekToEnd(controlPartitions);
         controlPartitions.forEach(control::position);
+        for (Tier tier : Tier.values()) {
+            retryPolicy.put(tier, config.retryPolicy(tier));
+        }
+        this.processingTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(config.getLong(WorkerConfig.PROCESSING_TIMEOUT_MS));
+        this.circuit = Circuit.create(workerId, config, this::circuitChanged);
+        Gauge.builder("sluice.circuit.state", circuit, c -> Circuit.gaugeValue(c.getState()))
+                .description("Circuit breaker of this worker: 0 closed, 1 open, 2 half-open")
+                .tag("worker", workerId).register(meters);
         this.consumerThread = new Thread(this::consumeLoop, "sluice-worker-consumer");
         this.decodeThread = new Thread(null, this::decodeLoop, "sluice-worker-decode", ModelBundle.NATIVE_STACK_BYTES);
         consumerThread.start();
@@ -268,8 +365,11 @@ public final class Worker implements AutoCloseable {
     private void consumeLoop() {
         OffsetTracker tracker = new OffsetTracker();
         ArrayDeque<Work> overflow = new ArrayDeque<>();
+        BackoffGate gate = new BackoffGate();
         Set<TopicPartition> paused = new HashSet<>();
-        consumer.subscribe(List.of(topics.requests()), new ConsumerRebalanceListener() {
+        Set<String> retryTopics = Set.of(topics.retry(Tier.financial), topics.retry(Tier.operational));
+        List<String> sources = List.of(topics.requests(), topics.retry(Tier.financial), topics.retry(Tier.operational));
+        ConsumerRebalanceListener listener = new ConsumerRebalanceListener() {
             @Override
             public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
                 drainFinished(tracker);
@@ -281,60 +381,88 @@ public final class Worker implements AutoCloseable {
                 // finishes here under its claim, and the new owner finds the outcome stored.
                 overflow.removeIf(w -> partitions.contains(w.tp));
                 queue.removeIf(w -> partitions.contains(w.tp));
+                gate.revoked(partitions.stream().map(Worker::key).toList());
                 paused.removeAll(partitions);
             }
 
             @Override
             public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
-                // Pause state is re-derived from the overflow after every rebalance, never carried over.
-                paused.retainAll(consumer.assignment());
+                // Pause state is re-derived after every rebalance, never carried over: a retry
+                // partition is polled afresh and paused again only if its head is still not due.
+                paused.retainAll(consumer.paused());
+                gate.retain(consumer.assignment().stream().map(Worker::key).toList());
                 assigned.countDown();
             }
-        });
+        };
+        boolean subscribed = false;
         try {
             while (running) {
+                boolean takesWork = Circuit.takesWork(circuit.getState());
+                if (takesWork && !subscribed) {
+                    consumer.subscribe(sources, listener);
+                    subscribed = true;
+                } else if (!takesWork && subscribed) {
+                    // The circuit opened: leave the group, so healthy workers take these partitions.
+                    consumer.unsubscribe();
+                    subscribed = false;
+                    paused.clear();
+                    log.warn("Worker {} left the group while its circuit is open", workerId);
+                }
                 drainFinished(tracker);
                 commit(tracker, false);
+                if (!subscribed) {
+                    overflow.clear();
+                    Thread.sleep(50);
+                    pollControl();
+                    continue;
+                }
                 while (!overflow.isEmpty() && queue.offer(overflow.peek(), overflow.peek().request.getPriority())) {
                     overflow.poll();
                 }
+                gate.release(clock.millis());
+                Set<TopicPartition> want = new HashSet<>();
                 if (!overflow.isEmpty()) {
-                    Set<TopicPartition> toPause = new HashSet<>(consumer.assignment());
-                    toPause.removeAll(paused);
-                    consumer.pause(toPause);
-                    paused.addAll(toPause);
-                } else if (!paused.isEmpty()) {
-                    consumer.resume(paused);
-                    paused.clear();
+                    want.addAll(consumer.assignment());
                 }
+                for (BackoffGate.K k : gate.held()) {
+                    want.add(new TopicPartition(k.topic(), k.partition()));
+                }
+                want.retainAll(consumer.assignment());
+                Set<TopicPartition> toPause = new HashSet<>(want);
+                toPause.removeAll(paused);
+                Set<TopicPartition> toResume = new HashSet<>(paused);
+                toResume.removeAll(want);
+                consumer.pause(toPause);
+                consumer.resume(toResume);
+                paused.clear();
+                paused.addAll(want);
+                Set<TopicPartition> waitingHead = new HashSet<>();
                 for (ConsumerRecord<String, byte[]> record : consumer.poll(Duration.ofMillis(20))) {
                     TopicPartition tp = new TopicPartition(record.topic(), record.partition());
-                    Object incarnation = tracker.started(tp, record.offset());
-                    InferenceRequest request;
-                    try {
-                        request = SluiceCodec.get().decode(record.value(), InferenceRequest.class);
-                    } catch (MalformedRecordException e) {
-                        deadLetter(record.topic(), record.partition(), record.offset(), record.key(), record.value(),
-                                e.fingerprint(), null, new ErrorInfo("invalid_request", e.getMessage(), false),
-                                new Work(tp, record.offset(), null, incarnation));
+                    if (waitingHead.contains(tp)) {
+                        continue; // behind a retry that is not due yet; read again after it
+                    }
+                    if (retryTopics.contains(record.topic())
+                            && gate.hold(key(tp), RetryHeaders.due(record.headers()), clock.millis())) {
+                        consumer.seek(tp, record.offset());
+                        waitingHead.add(tp);
                         continue;
                     }
-                    Work work = new Work(tp, record.offset(), request, incarnation);
-                    if (!overflow.isEmpty() || !queue.offer(work, request.getPriority())) {
+                    Object incarnation = tracker.started(tp, record.offset());
+                    Work work = decodeRecord(record, tp, incarnation);
+                    if (work == null) {
+                        continue;
+                    }
+                    if (!overflow.isEmpty() || !queue.offer(work, work.request.getPriority())) {
                         overflow.add(work);
                     }
                 }
-                for (ConsumerRecord<String, byte[]> record : control.poll(Duration.ZERO)) {
-                    try {
-                        cancels.add(SluiceCodec.get().decode(record.value(), Cancel.class));
-                    } catch (MalformedRecordException e) {
-                        log.warn("Ignoring undecodable control record at {}-{}@{}", record.topic(), record.partition(),
-                                record.offset());
-                    }
-                }
+                pollControl();
             }
         } catch (WakeupException e) {
             // close() woke us up.
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } catch (RuntimeException e) {
             log.error("Worker consumer loop failed", e);
         } finally {
@@ -342,6 +470,47 @@ public final class Worker implements AutoCloseable {
             commit(tracker, true);
             consumer.close(Duration.ofSeconds(5));
             control.close(Duration.ofSeconds(1));
+        }
+    }
+
+    private static BackoffGate.K key(TopicPartition tp) {
+        return new BackoffGate.K(tp.topic(), tp.partition());
+    }
+
+    /** A polled record as work, or null when it went straight to the DLQ (it cannot be decoded). */
+    private Work decodeRecord(ConsumerRecord<String, byte[]> record, TopicPartition tp, Object incarnation) {
+        RetryHeaders.Retry retry;
+        InferenceRequest request;
+        try {
+            retry = RetryHeaders.read(record.headers());
+            request = SluiceCodec.get().decode(record.value(), InferenceRequest.class);
+        } catch (MalformedRecordException e) {
+            deadLetter(record.topic(), record.partition(), record.offset(), record.key(), record.value(),
+                    e.fingerprint(), null, new ErrorInfo("invalid_request", e.getMessage(), false),
+                    new Work(tp, record.offset(), null, incarnation));
+            return null;
+        } catch (RuntimeException e) {
+            deadLetter(record.topic(), record.partition(), record.offset(), record.key(), record.value(),
+                    null, null, new ErrorInfo("invalid_request", "headers: " + e.getMessage(), false),
+                    new Work(tp, record.offset(), null, incarnation));
+            return null;
+        }
+        if (retry == null) {
+            return new Work(tp, record.offset(), request, incarnation, record.value(), 0,
+                    new Origin(record.topic(), record.partition(), record.offset()), List.of());
+        }
+        return new Work(tp, record.offset(), request, incarnation, record.value(), retry.attempt(), retry.origin(),
+                retry.history());
+    }
+
+    private void pollControl() {
+        for (ConsumerRecord<String, byte[]> record : control.poll(Duration.ZERO)) {
+            try {
+                cancels.add(SluiceCodec.get().decode(record.value(), Cancel.class));
+            } catch (MalformedRecordException e) {
+                log.warn("Ignoring undecodable control record at {}-{}@{}", record.topic(), record.partition(),
+                        record.offset());
+            }
         }
     }
 
@@ -376,7 +545,23 @@ public final class Worker implements AutoCloseable {
     /** A request no retry can fix goes to its tier's DLQ with its original bytes; its partition moves on. */
     private void deadLetter(String topic, int partition, long offset, String key, byte[] original, Long fingerprint,
             InferenceRequest request, ErrorInfo error, Work work) {
+        deadLetter(topic, partition, offset, key, original, fingerprint, request, error, List.of(), work);
+    }
+
+    /**
+     * Writes a dead letter; {@code work}, when given, is finished once it is durable (a request
+     * that has an outcome is finished by the outcome's publication instead).
+     */
+    private void deadLetter(String topic, int partition, long offset, String key, byte[] original, Long fingerprint,
+            InferenceRequest request, ErrorInfo error, List<Attempt> attempts, Work work) {
         log.warn("Dead-lettering {}-{}@{}: {}", topic, partition, offset, error.getMessage());
+        if (fingerprint == null && original != null) {
+            try {
+                fingerprint = SluiceCodec.fingerprintOf(original);
+            } catch (MalformedRecordException notAvro) {
+                // stays null: the original carried no schema fingerprint
+            }
+        }
         Tier tier = request == null ? Tier.operational : request.getTier();
         DeadLetter letter = DeadLetter.newBuilder()
                 .setRequestId(request == null ? key : request.getRequestId())
@@ -385,14 +570,17 @@ public final class Worker implements AutoCloseable {
                 .setOriginal(ByteBuffer.wrap(original == null ? new byte[0] : original))
                 .setOriginalFingerprint(fingerprint)
                 .setOrigin(new Origin(topic, partition, offset))
-                .setAttempts(List.of())
+                .setAttempts(attempts)
                 .setFinalError(error)
                 .setTraceId(request == null ? null : request.getTraceId())
                 .setDeadLetteredAt(clock.instant())
                 .build();
+        meters.counter("sluice.dlq.records", "tier", tier.name()).increment();
         producer.send(new ProducerRecord<>(topics.dlq(tier), key, letter), (md, err) -> {
             if (err == null) {
-                finished.add(work);
+                if (work != null) {
+                    finished.add(work);
+                }
             } else {
                 log.error("Cannot dead-letter {}-{}@{}; it will be redelivered", topic, partition, offset, err);
             }
@@ -409,21 +597,45 @@ public final class Worker implements AutoCloseable {
         }
     };
 
+    /** An attempt failed inside an engine step; handled once the step is over. */
+    private record Failed(Generation generation, int seq, RuntimeException cause) {
+    }
+
+    private final List<Failed> failures = new ArrayList<>();
+
     private void decodeLoop() {
         BatchEngine.Limits limits = new BatchEngine.Limits(config.getInt(WorkerConfig.MAX_BATCH),
                 config.getInt(WorkerConfig.MAX_TOKENS_IN_FLIGHT), config.getInt(WorkerConfig.PREFILL_BUDGET));
         long lastRenew = System.nanoTime();
-        try (BatchEngine e = new BatchEngine(model, limits, new Sink())) {
-            engine = e;
+        BatchEngine e = new BatchEngine(model, limits, new Sink());
+        engine = e;
+        try {
             while (running) {
+                if (handBack) {
+                    handBack = false;
+                    handBackAll(e);
+                }
                 applyCancels(e);
                 admit(e);
                 try {
+                    faults.beforeStep();
                     e.step();
                 } catch (RuntimeException failure) {
-                    log.error("Engine step failed; failing its generations", failure);
-                    throw failure;
+                    // A failed step may leave the batch cache half written: every request in it
+                    // fails this attempt (retried by its tier's policy) and a fresh engine takes over.
+                    log.error("Engine step failed; retrying its {} requests on a fresh batch", byRequest.size(), failure);
+                    for (Generation g : new ArrayList<>(byRequest.values())) {
+                        failAttempt(e, g, (Active) g.attachment(), failure);
+                    }
+                    e.close();
+                    e = new BatchEngine(model, limits, new Sink());
+                    engine = e;
                 }
+                for (Failed f : failures) {
+                    failAttempt(e, f.generation(), (Active) f.generation().attachment(), f.cause());
+                }
+                failures.clear();
+                expireTimedOut(e);
                 if (System.nanoTime() - lastRenew > lease.toNanos() / 3) {
                     renewLeases();
                     lastRenew = System.nanoTime();
@@ -434,7 +646,152 @@ public final class Worker implements AutoCloseable {
             Thread.currentThread().interrupt();
         } catch (RuntimeException ex) {
             log.error("Decode loop stopped", ex);
+        } finally {
+            e.close();
         }
+    }
+
+    /** Fails, as a timeout, every attempt that has decoded longer than the processing timeout. */
+    private void expireTimedOut(BatchEngine e) {
+        if (byRequest.isEmpty()) {
+            return;
+        }
+        long now = System.nanoTime();
+        for (Generation g : new ArrayList<>(byRequest.values())) {
+            Active a = (Active) g.attachment();
+            long took = now - a.startedNanos;
+            if (took > processingTimeoutNanos) {
+                var timeout = new Failures.ProcessingTimeoutException("request " + a.work().request.getRequestId()
+                        + " decoded for " + TimeUnit.NANOSECONDS.toMillis(took) + " ms, over the processing timeout of "
+                        + TimeUnit.NANOSECONDS.toMillis(processingTimeoutNanos) + " ms");
+                failAttempt(e, g, a, timeout);
+            }
+        }
+    }
+
+    /**
+     * One attempt of a request failed. A retryable failure with retries left goes to the tier's
+     * retry topic, due after the tier's backoff, with the claim given up so the retry resumes from
+     * the checkpoint at once; anything else is dead-lettered. The source offset is finished only
+     * once the retry record or the outcome is durable in Kafka.
+     */
+    private void failAttempt(BatchEngine e, Generation g, Active a, RuntimeException cause) {
+        if (g != null) {
+            e.abort(g);
+            byRequest.remove(g.id());
+        }
+        if (cause instanceof Failures.ProcessingTimeoutException timeout) {
+            Circuit.timeout(circuit, System.nanoTime() - a.startedNanos, timeout);
+        }
+        Work work = a.work();
+        InferenceRequest req = work.request;
+        List<Attempt> history = new ArrayList<>(work.history);
+        history.add(new Attempt(work.attempt, clock.instant(), workerId, cause.getClass().getName(),
+                String.valueOf(cause.getMessage())));
+        TierPolicy policy = retryPolicy.get(req.getTier());
+        if (Failures.retryable(cause) && policy.retriesLeftAfter(work.attempt)) {
+            int next = work.attempt + 1;
+            long due = clock.millis() + policy.delay(next, java.util.concurrent.ThreadLocalRandom.current().nextDouble())
+                    .toMillis();
+            if (a.claimed) {
+                try {
+                    store.release(a.key(), a.fence());
+                } catch (RuntimeException unavailable) {
+                    redisFailed(unavailable); // the retry waits for the lease to lapse instead
+                }
+            }
+            log.warn("Attempt {} of {} failed ({}); retry {} of {} due in {} ms", work.attempt, req.getRequestId(),
+                    cause.toString(), next, policy.maxRetries(), due - clock.millis());
+            meters.counter("sluice.retries", "tier", req.getTier().name()).increment();
+            ProducerRecord<String, Object> retry = new ProducerRecord<>(topics.retry(req.getTier()), null,
+                    req.getRequestId(), rawValue(work), RetryHeaders.write(next, due, work.origin, history));
+            producer.send(retry, (md, err) -> {
+                if (err == null) {
+                    finished.add(work);
+                } else {
+                    log.error("Cannot write retry of {}; the request will be redelivered", req.getRequestId(), err);
+                }
+            });
+            return;
+        }
+        ErrorInfo finalError = new ErrorInfo(Failures.code(cause), String.valueOf(cause.getMessage()),
+                Failures.retryable(cause));
+        String why = Failures.retryable(cause) ? "after " + history.size() + " attempts" : "not retryable";
+        ErrorInfo clientError = new ErrorInfo("dead_lettered", "request " + req.getRequestId() + " was dead-lettered ("
+                + why + "): " + finalError.getMessage(), false);
+        // The outcome lists the tokens clients may have seen: those checkpointed before the failure.
+        List<Integer> tokens = g == null ? List.of() : List.copyOf(g.tokens());
+        if (cause instanceof Failures.PermanentFailureException || g == null) {
+            tokens = List.of();
+        }
+        if (complete(a, req, null, clientError, tokens, "", g == null ? 0 : g.promptTokens())) {
+            deadLetter(work.origin.getTopic(), work.origin.getPartition(), work.origin.getOffset(), req.getRequestId(),
+                    work.original, null, req, finalError, history, null);
+        }
+    }
+
+    /** The request as it was read, byte for byte, for a retry record. */
+    private static Object rawValue(Work work) {
+        return work.original != null ? work.original : work.request;
+    }
+
+    /**
+     * The circuit opened: every generation this worker holds is dropped and its claim given up, so
+     * the workers that take the partitions over resume each from its checkpoint at once.
+     */
+    private void handBackAll(BatchEngine e) {
+        int n = 0;
+        for (Generation g : new ArrayList<>(byRequest.values())) {
+            Active a = (Active) g.attachment();
+            e.abort(g);
+            byRequest.remove(g.id());
+            if (a.claimed) {
+                try {
+                    store.release(a.key(), a.fence());
+                } catch (RuntimeException unavailable) {
+                    redisFailed(unavailable);
+                }
+            }
+            n++;
+        }
+        waiting.clear();
+        log.warn("Circuit open: handed back {} requests in progress", n);
+    }
+
+    private void circuitChanged(io.github.resilience4j.circuitbreaker.event.CircuitBreakerOnStateTransitionEvent event) {
+        CircuitBreaker.State to = event.getStateTransition().getToState();
+        String type = switch (to) {
+            case OPEN, FORCED_OPEN -> "circuit_opened";
+            case HALF_OPEN -> "circuit_half_open";
+            default -> "circuit_closed";
+        };
+        String detail = switch (to) {
+            case OPEN, FORCED_OPEN -> config.getInt(WorkerConfig.CIRCUIT_TIMEOUTS) + " consecutive processing timeouts: "
+                    + "worker " + workerId + " stops taking work and gives its partitions up; it probes again in "
+                    + config.getLong(WorkerConfig.CIRCUIT_COOLDOWN_MS) + " ms";
+            case HALF_OPEN -> "worker " + workerId + " takes work again to probe";
+            default -> "worker " + workerId + " is healthy again";
+        };
+        if (to == CircuitBreaker.State.OPEN || to == CircuitBreaker.State.FORCED_OPEN) {
+            handBack = true;
+            log.error("ALERT circuit open: {}", detail);
+        } else {
+            log.warn("Circuit {}: {}", to, detail);
+        }
+        OpsEvent ev = OpsEvent.newBuilder().setType(type).setSource(workerId).setAt(clock.instant()).setDetail(detail)
+                .setAttributes(Map.of("from", event.getStateTransition().getFromState().name(), "to", to.name(),
+                        "cooldown_ms", String.valueOf(config.getLong(WorkerConfig.CIRCUIT_COOLDOWN_MS))))
+                .build();
+        producer.send(new ProducerRecord<>(topics.events(), workerId, ev), (md, err) -> {
+            if (err != null) {
+                log.warn("Cannot publish the {} event", type, err);
+            }
+        });
+    }
+
+    /** State of this worker's circuit breaker. */
+    public CircuitBreaker.State circuitState() {
+        return circuit.getState();
     }
 
     private static OutagePolicy policy(String value) {
@@ -575,11 +932,7 @@ public final class Worker implements AutoCloseable {
                 try {
                     params = paramsOf(req);
                 } catch (IllegalArgumentException invalid) {
-                    ErrorInfo error = new ErrorInfo("invalid_request", invalid.getMessage(), false);
-                    complete(active, req, null, error, List.of(), "", 0);
-                    deadLetter(work.tp.topic(), work.tp.partition(), work.offset, req.getRequestId(),
-                            SluiceCodec.get().encode(req), null, req, error,
-                            new Work(work.tp, work.offset, null, work.incarnation));
+                    failAttempt(e, null, active, new Failures.PermanentFailureException(invalid.getMessage()));
                     return;
                 }
                 if (!claim.checkpoint().isEmpty()) {
@@ -679,6 +1032,12 @@ public final class Worker implements AutoCloseable {
             publishResult(work, InferenceResult.newBuilder(stored).setRequestId(work.request.getRequestId()).build());
             return;
         }
+        if (stored.getError() != null && "dead_lettered".equals(stored.getError().getCode())) {
+            // Dead-lettered, but the offset was not committed: the dead letter may not have reached
+            // its topic before a crash, so it is written again (the archiver drops the repeat).
+            deadLetter(work.origin.getTopic(), work.origin.getPartition(), work.origin.getOffset(),
+                    work.request.getRequestId(), work.original, null, work.request, stored.getError(), work.history, null);
+        }
         publishResult(work, stored);
     }
 
@@ -687,14 +1046,25 @@ public final class Worker implements AutoCloseable {
         public Set<Generation> tokens(List<StepToken> tokens) {
             List<IdempotencyStore.Append> appends = new ArrayList<>();
             List<StepToken> checkpointed = new ArrayList<>();
+            Set<Generation> failed = new HashSet<>();
             for (StepToken t : tokens) {
                 Active a = (Active) t.generation().attachment();
+                if (!t.replayed() && !failed.contains(t.generation())) {
+                    RuntimeException injected = faults.failure(a.work().request, a.work().attempt, t.seq());
+                    if (injected != null) {
+                        failed.add(t.generation());
+                        failures.add(new Failed(t.generation(), t.seq(), injected));
+                    }
+                }
+                if (failed.contains(t.generation())) {
+                    continue;
+                }
                 if (!t.replayed() && a.claimed) {
                     appends.add(new IdempotencyStore.Append(a.key(), a.fence(), t.seq(), List.of(t.tokenId())));
                     checkpointed.add(t);
                 }
             }
-            Set<Generation> aborted = new HashSet<>();
+            Set<Generation> aborted = new HashSet<>(failed);
             if (!appends.isEmpty()) {
                 long[] results = null;
                 if (redisWorth()) {
@@ -747,11 +1117,19 @@ public final class Worker implements AutoCloseable {
         public void finished(Generation g, FinishReason reason, ErrorInfo error) {
             byRequest.remove(g.id());
             Active a = (Active) g.attachment();
+            if (error == null) {
+                Circuit.success(circuit, System.nanoTime() - a.startedNanos);
+            }
             complete(a, a.work().request, reason, error, g.tokens(), g.text(), g.promptTokens());
         }
     }
 
-    private void complete(Active a, InferenceRequest req, FinishReason reason, ErrorInfo error, List<Integer> tokens,
+    /**
+     * Records and publishes a terminal outcome.
+     *
+     * @return false when it was not published: the claim was lost, or Redis must answer first
+     */
+    private boolean complete(Active a, InferenceRequest req, FinishReason reason, ErrorInfo error, List<Integer> tokens,
             String text, int promptTokens) {
         InferenceResult result = InferenceResult.newBuilder()
                 .setRequestId(a.streamId()).setTenant(req.getTenant()).setFinishReason(error == null ? reason : null)
@@ -776,13 +1154,13 @@ public final class Worker implements AutoCloseable {
                 if (outagePolicy.get(req.getTier()) == OutagePolicy.FAIL_CLOSED) {
                     // Claim it again when Redis answers: the checkpoint replays to the same end.
                     retryLater(a.work(), 500);
-                    return;
+                    return false;
                 }
                 reconcileLater(new Reconcile(a.key(), a.streamId(), error != null, encoded));
             } else if (!recorded) {
                 log.warn("Request {} was taken over before it completed (fence {} is stale)", req.getRequestId(), a.fence());
                 finished.add(a.work());
-                return;
+                return false;
             }
         }
         if (!a.streamId().equals(req.getRequestId())) {
@@ -791,10 +1169,11 @@ public final class Worker implements AutoCloseable {
             result = InferenceResult.newBuilder(result).setRequestId(req.getRequestId()).build();
         }
         publishResult(a.work(), result);
+        return true;
     }
 
     /** A record for the tokens topic: to the request's reply partition when it names one, else by key. */
-    private ProducerRecord<String, SpecificRecord> toTokens(InferenceRequest request, String key, SpecificRecord value) {
+    private ProducerRecord<String, Object> toTokens(InferenceRequest request, String key, SpecificRecord value) {
         Integer reply = request == null ? null : request.getReplyPartition();
         if (reply != null && reply >= 0 && reply < tokenPartitions) {
             return new ProducerRecord<>(topics.tokens(), reply, key, value);

@@ -1,6 +1,8 @@
 package io.sluice.worker;
 
 import io.sluice.schemas.CommonConfig;
+import io.sluice.schemas.Tier;
+import io.sluice.worker.retry.TierPolicy;
 import java.lang.management.ManagementFactory;
 import java.util.Map;
 import org.apache.kafka.common.config.AbstractConfig;
@@ -29,8 +31,17 @@ public final class WorkerConfig extends AbstractConfig {
     public static final String SESSION_TIMEOUT_MS = "worker.session.timeout.ms";
     public static final String MAX_TOKENS_IN_FLIGHT = "worker.max.tokens.in.flight";
     public static final String PREFILL_BUDGET = "worker.prefill.budget.tokens";
+    public static final String PROCESSING_TIMEOUT_MS = "worker.processing.timeout.ms";
+    public static final String CIRCUIT_TIMEOUTS = "worker.circuit.timeouts";
+    public static final String CIRCUIT_COOLDOWN_MS = "worker.circuit.cooldown.ms";
+    public static final String CIRCUIT_PROBES = "worker.circuit.probes";
 
-    public static final ConfigDef CONFIG = CommonConfig.define()
+    /** Retry settings of a tier: {@code retry.<tier>.max.retries} and so on. */
+    public static String retryKey(Tier tier, String setting) {
+        return "retry." + tier.name() + "." + setting;
+    }
+
+    public static final ConfigDef CONFIG = withRetries(CommonConfig.define())
             .define(ID, Type.STRING, "", Importance.MEDIUM,
                     "Id of this worker in claims, token events and logs; empty picks <host>-<pid>.")
             .define(GROUP_ID, Type.STRING, "sluice-workers", new ConfigDef.NonEmptyString(), Importance.MEDIUM,
@@ -74,10 +85,44 @@ public final class WorkerConfig extends AbstractConfig {
                     "Prompt tokens prefilled per step; longer prompts are prefilled in chunks so running streams "
                             + "never wait longer than one chunk.")
             .define(IDEMPOTENCY_TTL_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
-                    "How long a finished request's key is remembered; the same key within it is not decoded again.");
+                    "How long a finished request's key is remembered; the same key within it is not decoded again.")
+            .define(PROCESSING_TIMEOUT_MS, Type.LONG, 120_000L, Range.between(100, 86_400_000), Importance.HIGH,
+                    "Longest a request may decode on one attempt; past it the attempt fails as a timeout and is "
+                            + "retried by its tier's policy.")
+            .define(CIRCUIT_TIMEOUTS, Type.INT, 5, Range.between(1, 10_000), Importance.MEDIUM,
+                    "Consecutive processing timeouts that open the worker's circuit: it stops taking work and gives "
+                            + "its partitions up to healthy workers.")
+            .define(CIRCUIT_COOLDOWN_MS, Type.LONG, 30_000L, Range.between(100, 86_400_000), Importance.MEDIUM,
+                    "How long an open circuit stays open before the worker probes again (half-open).")
+            .define(CIRCUIT_PROBES, Type.INT, 1, Range.between(1, 1000), Importance.LOW,
+                    "Outcomes a half-open worker waits for: all successes close the circuit, one timeout opens it again.");
+
+    private static ConfigDef withRetries(ConfigDef def) {
+        for (Tier tier : Tier.values()) {
+            TierPolicy d = tier == Tier.financial ? TierPolicy.financialDefault() : TierPolicy.operationalDefault();
+            def.define(retryKey(tier, "max.retries"), Type.INT, d.maxRetries(), Range.between(0, 1000), Importance.HIGH,
+                    "Retries of a " + tier + " request after its first attempt fails with a retryable error; "
+                            + "then it goes to " + "the " + tier + " DLQ.")
+                    .define(retryKey(tier, "backoff"), Type.STRING, d.backoff().name().toLowerCase(java.util.Locale.ROOT),
+                            ConfigDef.ValidString.in("exponential", "linear", "fixed"), Importance.HIGH,
+                            "How the wait grows: exponential (base x 2^(n-1)), linear (base x n) or fixed.")
+                    .define(retryKey(tier, "backoff.ms"), Type.LONG, d.base().toMillis(), Range.between(0, 86_400_000),
+                            Importance.HIGH, "Wait before the first retry of a " + tier + " request.")
+                    .define(retryKey(tier, "jitter"), Type.DOUBLE, d.jitter(), Range.between(0.0, 0.99), Importance.MEDIUM,
+                            "Each wait is spread uniformly over +/- this fraction of itself.");
+        }
+        return def;
+    }
 
     public WorkerConfig(Map<?, ?> props) {
         super(CONFIG, props);
+    }
+
+    /** The retry policy of a tier. */
+    public TierPolicy retryPolicy(Tier tier) {
+        return new TierPolicy(getInt(retryKey(tier, "max.retries")),
+                TierPolicy.Backoff.parse(getString(retryKey(tier, "backoff"))),
+                java.time.Duration.ofMillis(getLong(retryKey(tier, "backoff.ms"))), getDouble(retryKey(tier, "jitter")));
     }
 
     /** The configured id, or host-pid. */

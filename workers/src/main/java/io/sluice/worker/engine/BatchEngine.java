@@ -153,6 +153,21 @@ public final class BatchEngine implements AutoCloseable {
         flushOutput();
     }
 
+    /**
+     * Drops a generation without an outcome: its owner decided what becomes of it (a retry, a
+     * dead letter, another worker). Call on the engine's thread, between steps.
+     */
+    public void abort(Generation g) {
+        if (g.state() == Generation.State.FINISHED) {
+            return;
+        }
+        g.state(Generation.State.FINISHED);
+        waiting.remove(g);
+        if (prefilling.remove(g)) {
+            closePrefill(g);
+        }
+    }
+
     /** One scheduling step; returns false when there was nothing to do. */
     public boolean step() {
         if (size() == 0) {
