@@ -28,7 +28,8 @@ import picocli.CommandLine.Option;
 @Command(name = "sluice", mixinStandardHelpOptions = true, version = "sluice 0.1.0",
         description = "Kafka-backed asynchronous inference pipeline.",
         subcommands = {Sluice.Dev.class, Sluice.GatewayCommand.class, Sluice.WorkerCommand.class, Sluice.TopicsCommand.class,
-                Sluice.Token.class, Sluice.Config.class, Sluice.Bench.class})
+                Sluice.Token.class, Sluice.Config.class, Sluice.Bench.class, DlqCommands.ArchiverCommand.class,
+                DlqCommands.Dlq.class})
 public final class Sluice {
 
     public static void main(String[] args) {
@@ -113,6 +114,11 @@ public final class Sluice {
             gatewayProps.put(GatewayConfig.JWT_SECRET, secret);
             gatewayProps.put(GatewayConfig.ID, "dev-gateway");
             Gateway gateway = Gateway.start(new GatewayConfig(gatewayProps));
+
+            Map<String, Object> archiverProps = new HashMap<>(common);
+            archiverProps.put(io.sluice.archive.ArchiverConfig.DIR, dataDir.resolve("archive").toString());
+            io.sluice.archive.Archiver archiver = io.sluice.archive.Archiver.start(
+                    new io.sluice.archive.ArchiverConfig(archiverProps));
             worker.awaitAssignment(Duration.ofSeconds(30));
             String token = gateway.authenticator().mint("dev", "dev", List.of("infer", "dlq:read", "dlq:replay", "ops:read"),
                     Duration.ofDays(30));
@@ -122,14 +128,15 @@ public final class Sluice {
                             + "  Health      http://127.0.0.1:%d/healthz%n"
                             + "  Kafka       %s%n"
                             + "  Redis       %s%n"
-                            + "  Data        %s%n%n"
+                            + "  Data        %s%n"
+                            + "  DLQ archive %s   (sluice dlq list --archive %s)%n%n"
                             + "  Dev token (tenant dev, 30 days):%n  %s%n%n"
                             + "  Try it:%n  websocat -H 'Authorization: Bearer %s' %s%n"
                             + "  {\"type\":\"generate\",\"id\":\"1\",\"prompt\":\"The river\",\"max_tokens\":24}%n%n"
                             + "Ctrl-C stops everything.%n",
                     readyMs, gateway.url(), Gateway.SUBPROTOCOL, gateway.port(), kafka.bootstrapServers(), redis.uri(),
-                    dataDir.toAbsolutePath(), token, token, gateway.url());
-            awaitShutdown(gateway, worker, redis, kafka);
+                    dataDir.toAbsolutePath(), archiver.root(), archiver.root(), token, token, gateway.url());
+            awaitShutdown(gateway, worker, archiver, redis, kafka);
             return 0;
         }
     }
@@ -673,6 +680,7 @@ public final class Sluice {
         public Integer call() {
             System.out.println(Settings.describe("gateway", GatewayConfig.CONFIG));
             System.out.println(Settings.describe("worker", WorkerConfig.CONFIG));
+            System.out.println(Settings.describe("archiver", io.sluice.archive.ArchiverConfig.CONFIG));
             return 0;
         }
     }

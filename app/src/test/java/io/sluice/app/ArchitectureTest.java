@@ -27,7 +27,7 @@ class ArchitectureTest {
         noClasses().that().resideInAPackage("io.sluice.schemas..")
                 .should().dependOnClassesThat().resideInAnyPackage("io.sluice.worker..", "io.sluice.idempotency..",
                         "io.sluice.ingress..", "io.sluice.egress..", "io.sluice.ops..", "io.sluice.app..",
-                        "io.sluice.devstack..")
+                        "io.sluice.devstack..", "io.sluice.archive..")
                 .check(classes);
     }
 
@@ -60,6 +60,8 @@ class ArchitectureTest {
                 .should().dependOnClassesThat().resideInAPackage("io.sluice.worker.internal..").check(classes);
         noClasses().that().resideOutsideOfPackage("io.sluice.idempotency..")
                 .should().dependOnClassesThat().resideInAPackage("io.sluice.idempotency.internal..").check(classes);
+        noClasses().that().resideOutsideOfPackage("io.sluice.archive..")
+                .should().dependOnClassesThat().resideInAPackage("io.sluice.archive.internal..").check(classes);
     }
 
     @Test

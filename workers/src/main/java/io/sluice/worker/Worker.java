@@ -632,7 +632,7 @@ public final class Worker implements AutoCloseable {
                     engine = e;
                 }
                 for (Failed f : failures) {
-                    failAttempt(e, f.generation(), (Active) f.generation().attachment(), f.cause());
+                    failAttempt(e, f.generation(), (Active) f.generation().attachment(), f.cause(), f.seq());
                 }
                 failures.clear();
                 expireTimedOut(e);
@@ -676,6 +676,11 @@ public final class Worker implements AutoCloseable {
      * once the retry record or the outcome is durable in Kafka.
      */
     private void failAttempt(BatchEngine e, Generation g, Active a, RuntimeException cause) {
+        failAttempt(e, g, a, cause, g == null ? 0 : g.tokens().size());
+    }
+
+    /** @param published tokens of {@code g} that reached the tokens topic (the outcome counts only those) */
+    private void failAttempt(BatchEngine e, Generation g, Active a, RuntimeException cause, int published) {
         if (g != null) {
             e.abort(g);
             byRequest.remove(g.id());
@@ -720,10 +725,7 @@ public final class Worker implements AutoCloseable {
         ErrorInfo clientError = new ErrorInfo("dead_lettered", "request " + req.getRequestId() + " was dead-lettered ("
                 + why + "): " + finalError.getMessage(), false);
         // The outcome lists the tokens clients may have seen: those checkpointed before the failure.
-        List<Integer> tokens = g == null ? List.of() : List.copyOf(g.tokens());
-        if (cause instanceof Failures.PermanentFailureException || g == null) {
-            tokens = List.of();
-        }
+        List<Integer> tokens = g == null ? List.of() : List.copyOf(g.tokens().subList(0, Math.min(published, g.tokens().size())));
         if (complete(a, req, null, clientError, tokens, "", g == null ? 0 : g.promptTokens())) {
             deadLetter(work.origin.getTopic(), work.origin.getPartition(), work.origin.getOffset(), req.getRequestId(),
                     work.original, null, req, finalError, history, null);
