@@ -28,12 +28,7 @@ import org.junit.jupiter.api.Test;
  * Workers run as real processes and are killed with SIGKILL mid-stream, over and over, while
  * clients stream through a gateway. Every request must reach its client whole: each seq once,
  * in order, no gap, then one done.
- *
- * <p>Runs with {@code -Pchaos}, outside the default build: it takes a minute of two shared cores
- * and, before a fix to offset commits after a partition came back, it showed requests that
- * stopped progressing; it stays here until it has a long record of clean runs.
  */
-@org.junit.jupiter.api.Tag("chaos")
 class WorkerFailoverTest {
     static final String SECRET = "failover-test-secret-0123456789abcdefghij";
     static final int KILLS = 20;

@@ -176,6 +176,9 @@ public final class Archiver implements AutoCloseable {
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
                 ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest",
                 ConsumerConfig.CLIENT_ID_CONFIG, "sluice-archiver",
+                // Dead letters are few and a financial one must be archived within a second:
+                // never let an empty fetch hold the next record back for long.
+                ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 100,
                 ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, config.getInt(ArchiverConfig.SESSION_TIMEOUT_MS),
                 ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Math.max(500, config.getInt(ArchiverConfig.SESSION_TIMEOUT_MS) / 4)),
                 new StringDeserializer(), new ByteArrayDeserializer());

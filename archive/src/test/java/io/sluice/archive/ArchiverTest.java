@@ -115,18 +115,20 @@ class ArchiverTest {
             assertThat(archiver.awaitAssignment(WAIT)).isTrue();
             producer.partitionsFor(topics.dlq(Tier.financial)); // metadata fetched before timing
             List<Long> latencies = new ArrayList<>();
-            for (int i = 0; i < 5; i++) {
+            for (int i = 0; i < 6; i++) {
                 long before = archiver.archived();
                 send(letter("fin-" + i, Tier.financial, "acme", IllegalStateException.class.getName(), Instant.now()));
                 long t0 = System.nanoTime();
                 await(() -> archiver.archived() > before, "archived");
                 latencies.add((System.nanoTime() - t0) / 1_000_000);
             }
+            System.out.println("Financial dead letter to durable archive file, ms: " + latencies);
+            latencies.remove(0); // the first one also waits for the consumer's first fetch after joining
             assertThat(latencies).as("ms from the DLQ ack to the fsync'd, manifested file").allMatch(ms -> ms < 1000);
 
             DlqArchive reader = new DlqArchive(archive);
             List<DlqArchive.Entry> all = reader.list(DlqArchive.Filter.all());
-            assertThat(all).extracting(e -> e.letter().getRequestId()).containsExactly("fin-0", "fin-1", "fin-2", "fin-3", "fin-4");
+            assertThat(all).extracting(e -> e.letter().getRequestId()).containsExactly("fin-0", "fin-1", "fin-2", "fin-3", "fin-4", "fin-5");
             assertThat(all.get(0).file()).matches("dlq/tier=financial/date=\\d{4}-\\d{2}-\\d{2}/financial-\\d+-\\d+\\.avro");
 
             // Stock Avro, no Sluice classes: a generic reader over the container file.
@@ -139,13 +141,13 @@ class ArchiverTest {
             }
             DlqArchive.Report report = reader.verify();
             assertThat(report.problems()).isEmpty();
-            assertThat(report.files()).isEqualTo(5);
-            assertThat(report.records()).isEqualTo(5);
+            assertThat(report.files()).isEqualTo(6);
+            assertThat(report.records()).isEqualTo(6);
         }
         try (Admin admin = Admin.create(Map.of("bootstrap.servers", infra.bootstrapServers()))) {
             Map<TopicPartition, OffsetAndMetadata> committed = admin.listConsumerGroupOffsets(topics.prefix() + "archiver")
                     .partitionsToOffsetAndMetadata().get();
-            assertThat(committed.values().stream().mapToLong(OffsetAndMetadata::offset).sum()).isEqualTo(5);
+            assertThat(committed.values().stream().mapToLong(OffsetAndMetadata::offset).sum()).isEqualTo(6);
         }
     }
 
