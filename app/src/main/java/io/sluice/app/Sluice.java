@@ -29,7 +29,7 @@ import picocli.CommandLine.Option;
         description = "Kafka-backed asynchronous inference pipeline.",
         subcommands = {Sluice.Dev.class, Sluice.GatewayCommand.class, Sluice.WorkerCommand.class, Sluice.TopicsCommand.class,
                 Sluice.Token.class, Sluice.Config.class, Sluice.Bench.class, DlqCommands.ArchiverCommand.class,
-                DlqCommands.Dlq.class})
+                DlqCommands.Dlq.class, LagCommand.class})
 public final class Sluice {
 
     public static void main(String[] args) {
