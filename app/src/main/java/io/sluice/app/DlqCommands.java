@@ -52,7 +52,16 @@ final class DlqCommands {
             ArchiverConfig config = new ArchiverConfig(Settings.load(ArchiverConfig.CONFIG, common.configFile, System.getenv(), Map.of()));
             Archiver archiver = Archiver.start(config);
             System.out.println("Archiver writing " + archiver.root());
-            Sluice.awaitShutdown(archiver);
+            var meters = io.sluice.ops.metrics.Metrics.create("archiver", "archiver");
+            Roles.meter(archiver, meters);
+            var kafka = new io.sluice.ops.health.KafkaProbe(config.getString(CommonConfig.BOOTSTRAP_SERVERS));
+            var http = Roles.serve(config, meters, new io.sluice.ops.health.Readiness().add("kafka", kafka)
+                    .add("archive", () -> Roles.writable(archiver.root())));
+            Sluice.awaitShutdown(() -> {
+                if (http != null) {
+                    http.close();
+                }
+            }, archiver, kafka);
             return 0;
         }
     }

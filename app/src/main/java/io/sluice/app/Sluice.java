@@ -29,7 +29,7 @@ import picocli.CommandLine.Option;
         description = "Kafka-backed asynchronous inference pipeline.",
         subcommands = {Sluice.Dev.class, Sluice.GatewayCommand.class, Sluice.WorkerCommand.class, Sluice.TopicsCommand.class,
                 Sluice.Token.class, Sluice.Config.class, Sluice.Bench.class, DlqCommands.ArchiverCommand.class,
-                DlqCommands.Dlq.class, LagCommand.class})
+                DlqCommands.Dlq.class, LagCommand.class, OpsCommand.class})
 public final class Sluice {
 
     public static void main(String[] args) {
@@ -107,25 +107,32 @@ public final class Sluice {
             Map<String, Object> workerProps = new HashMap<>(common);
             workerProps.put(WorkerConfig.MODEL, model);
             workerProps.put(WorkerConfig.ID, "dev-worker");
-            Worker worker = Worker.start(new WorkerConfig(workerProps));
+            io.micrometer.prometheusmetrics.PrometheusMeterRegistry meters = io.sluice.ops.metrics.Metrics.create("dev", "dev");
+            Worker worker = Worker.builder(new WorkerConfig(workerProps)).meters(meters).start();
 
             Map<String, Object> gatewayProps = new HashMap<>(common);
             gatewayProps.put(GatewayConfig.PORT, port);
             gatewayProps.put(GatewayConfig.JWT_SECRET, secret);
             gatewayProps.put(GatewayConfig.ID, "dev-gateway");
-            Gateway gateway = Gateway.start(new GatewayConfig(gatewayProps));
+            Gateway gateway = Gateway.start(new GatewayConfig(gatewayProps), meters);
+            gateway.readiness().add("worker-redis", worker::redisAvailable);
 
             Map<String, Object> archiverProps = new HashMap<>(common);
             archiverProps.put(io.sluice.archive.ArchiverConfig.DIR, dataDir.resolve("archive").toString());
             io.sluice.archive.Archiver archiver = io.sluice.archive.Archiver.start(
                     new io.sluice.archive.ArchiverConfig(archiverProps));
+            Roles.meter(archiver, meters);
+            Map<String, Object> opsProps = new HashMap<>(common);
+            opsProps.put(io.sluice.ops.OpsConfig.WORKER_GROUP, new WorkerConfig(workerProps).getString(WorkerConfig.GROUP_ID));
+            io.sluice.ops.lag.LagSampler lag = new io.sluice.ops.lag.LagSampler(new io.sluice.ops.OpsConfig(opsProps), meters,
+                    java.time.Clock.systemUTC());
             worker.awaitAssignment(Duration.ofSeconds(30));
             String token = gateway.authenticator().mint("dev", "dev", List.of("infer", "dlq:read", "dlq:replay", "ops:read"),
                     Duration.ofDays(30));
             long readyMs = (System.nanoTime() - t0) / 1_000_000;
             System.out.printf("%nSluice dev is ready in %d ms.%n%n"
                             + "  WebSocket   %s   (subprotocol %s)%n"
-                            + "  Health      http://127.0.0.1:%d/healthz%n"
+                            + "  Health      http://127.0.0.1:%d/healthz, /readyz, /metrics%n"
                             + "  Kafka       %s%n"
                             + "  Redis       %s%n"
                             + "  Data        %s%n"
@@ -136,7 +143,7 @@ public final class Sluice {
                             + "Ctrl-C stops everything.%n",
                     readyMs, gateway.url(), Gateway.SUBPROTOCOL, gateway.port(), kafka.bootstrapServers(), redis.uri(),
                     dataDir.toAbsolutePath(), archiver.root(), archiver.root(), token, token, gateway.url());
-            awaitShutdown(gateway, worker, archiver, redis, kafka);
+            awaitShutdown(gateway, worker, archiver, lag, redis, kafka);
             return 0;
         }
     }
@@ -164,8 +171,16 @@ public final class Sluice {
         @Override
         public Integer call() throws Exception {
             WorkerConfig config = new WorkerConfig(Settings.load(WorkerConfig.CONFIG, common.configFile, System.getenv(), Map.of()));
-            Worker worker = Worker.start(config);
-            awaitShutdown(worker);
+            var meters = io.sluice.ops.metrics.Metrics.create("worker", config.workerId());
+            Worker worker = Worker.builder(config).meters(meters).start();
+            var kafka = new io.sluice.ops.health.KafkaProbe(config.getString(CommonConfig.BOOTSTRAP_SERVERS));
+            var http = Roles.serve(config, meters, new io.sluice.ops.health.Readiness().add("kafka", kafka)
+                    .add("redis", worker::redisAvailable).add("model", () -> true));
+            awaitShutdown(() -> {
+                if (http != null) {
+                    http.close();
+                }
+            }, worker, kafka);
             return 0;
         }
     }
@@ -681,6 +696,7 @@ public final class Sluice {
             System.out.println(Settings.describe("gateway", GatewayConfig.CONFIG));
             System.out.println(Settings.describe("worker", WorkerConfig.CONFIG));
             System.out.println(Settings.describe("archiver", io.sluice.archive.ArchiverConfig.CONFIG));
+            System.out.println(Settings.describe("ops", io.sluice.ops.OpsConfig.CONFIG));
             return 0;
         }
     }

@@ -83,4 +83,9 @@ public interface IdempotencyStore extends AutoCloseable {
 
     @Override
     void close();
+
+    /** Whether the store answers now (for readiness checks). */
+    default boolean available() {
+        return true;
+    }
 }

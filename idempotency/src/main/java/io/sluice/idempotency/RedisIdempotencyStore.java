@@ -214,6 +214,17 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
         return o instanceof byte[] b ? new String(b, StandardCharsets.UTF_8) : String.valueOf(o);
     }
 
+    /** Whether Redis answers now: one read of a key that never exists (works on standalone and cluster). */
+    @Override
+    public boolean available() {
+        try {
+            redis.exists(namespace + "probe:{readiness}");
+            return true;
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
     @Override
     public void close() {
         redis.close();

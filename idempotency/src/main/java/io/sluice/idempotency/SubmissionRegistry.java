@@ -35,4 +35,9 @@ public interface SubmissionRegistry extends AutoCloseable {
 
     @Override
     void close();
+
+    /** Whether the store answers now (for readiness checks). */
+    default boolean available() {
+        return true;
+    }
 }

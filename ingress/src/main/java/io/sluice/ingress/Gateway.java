@@ -14,6 +14,12 @@ import org.apache.avro.specific.SpecificRecord;
 import io.sluice.schemas.Topics;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.sluice.ops.health.KafkaProbe;
+import io.sluice.ops.health.Readiness;
+import io.sluice.ops.http.OpsHttpServer;
+import io.sluice.ops.metrics.Metrics;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
@@ -56,7 +62,11 @@ public final class Gateway implements AutoCloseable {
     private final Duration drainTimeout;
     private volatile boolean draining;
 
-    private Gateway(GatewayConfig config, Clock clock) throws Exception {
+    private final PrometheusMeterRegistry meters;
+    private final Readiness readiness;
+    private final KafkaProbe kafkaProbe;
+
+    private Gateway(GatewayConfig config, Clock clock, PrometheusMeterRegistry meters) throws Exception {
         String id = config.getString(GatewayConfig.ID).isBlank()
                 ? ManagementFactory.getRuntimeMXBean().getName().replace('@', '-') : config.getString(GatewayConfig.ID);
         Topics topics = new Topics(config.getString(CommonConfig.TOPIC_PREFIX));
@@ -89,6 +99,13 @@ public final class Gateway implements AutoCloseable {
                 attachRetention, limits, clock, router::replyPartition);
         HttpApi http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes);
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
+        this.meters = meters != null ? meters : Metrics.create("gateway", id);
+        Gauge.builder("sluice.gateway.sockets", endpoints, java.util.Set::size).description("Open WebSocket connections")
+                .register(this.meters);
+        this.kafkaProbe = new KafkaProbe(bootstrap);
+        SubmissionRegistry redis = registry;
+        this.readiness = new Readiness().add("kafka", kafkaProbe).add("redis", redis::available)
+                .add("accepting", () -> !draining);
 
         QueuedThreadPool threads = new QueuedThreadPool(200, 8);
         threads.setName("sluice-gateway");
@@ -157,10 +174,18 @@ public final class Gateway implements AutoCloseable {
                 if (http.handle(request, response, callback)) {
                     return true;
                 }
-                if ("/healthz".equals(Request.getPathInContext(request))) {
-                    response.setStatus(200);
-                    response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/plain");
-                    response.write(true, java.nio.ByteBuffer.wrap("ok\n".getBytes(StandardCharsets.UTF_8)), callback);
+                String path = Request.getPathInContext(request);
+                if ("/healthz".equals(path)) {
+                    reply(response, callback, 200, "text/plain", "ok\n");
+                    return true;
+                }
+                if ("/readyz".equals(path)) {
+                    var body = OpsHttpServer.readinessJson(readiness);
+                    reply(response, callback, body.path("ready").asBoolean() ? 200 : 503, "application/json", body + "\n");
+                    return true;
+                }
+                if ("/metrics".equals(path)) {
+                    reply(response, callback, 200, "text/plain; version=0.0.4; charset=utf-8", Gateway.this.meters.scrape());
                     return true;
                 }
                 return false;
@@ -172,9 +197,25 @@ public final class Gateway implements AutoCloseable {
         log.info("Gateway {} listening on {}", id, url());
     }
 
-    /** Starts a gateway. */
+    private static void reply(Response response, Callback callback, int status, String type, String body) {
+        response.setStatus(status);
+        response.getHeaders().put(HttpHeader.CONTENT_TYPE, type);
+        response.write(true, java.nio.ByteBuffer.wrap(body.getBytes(StandardCharsets.UTF_8)), callback);
+    }
+
+    /** Starts a gateway with a registry of its own. */
     public static Gateway start(GatewayConfig config) throws Exception {
-        return new Gateway(config, Clock.systemUTC());
+        return new Gateway(config, Clock.systemUTC(), null);
+    }
+
+    /** Starts a gateway whose meters go to {@code meters}, served on its {@code /metrics}. */
+    public static Gateway start(GatewayConfig config, PrometheusMeterRegistry meters) throws Exception {
+        return new Gateway(config, Clock.systemUTC(), meters);
+    }
+
+    /** What {@code /readyz} checks. */
+    public Readiness readiness() {
+        return readiness;
     }
 
     public int port() {
@@ -216,6 +257,7 @@ public final class Gateway implements AutoCloseable {
         submitter.close();
         router.close();
         registry.close();
+        kafkaProbe.close();
         producer.close(Duration.ofSeconds(5));
     }
 }

@@ -1,7 +1,9 @@
 package io.sluice.worker;
 
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.sluice.idempotency.Claim;
@@ -109,6 +111,12 @@ public final class Worker implements AutoCloseable {
     private final Map<Tier, TierPolicy> retryPolicy = new java.util.EnumMap<>(Tier.class);
     private final long processingTimeoutNanos;
     private final CircuitBreaker circuit;
+    private final Timer ttft;
+    private final Timer interToken;
+    private final Timer checkpointLatency;
+    private final Timer claimLatency;
+    private final DistributionSummary batchSize;
+
     /** Set when the circuit opens; the decode thread then hands back everything it holds. */
     private volatile boolean handBack;
     private final Thread consumerThread;
@@ -176,6 +184,8 @@ public final class Worker implements AutoCloseable {
         boolean claimed;
         /** When this attempt started decoding, for the processing timeout. */
         final long startedNanos = System.nanoTime();
+        /** When this attempt last published a token, for the inter-token latency. */
+        long lastTokenNanos;
 
         Active(Work work, String key, long fence, String streamId, boolean claimed) {
             this.work = work;
@@ -334,6 +344,20 @@ public final class Worker implements AutoCloseable {
         }
         this.processingTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(config.getLong(WorkerConfig.PROCESSING_TIMEOUT_MS));
         this.circuit = Circuit.create(workerId, config, this::circuitChanged);
+        this.ttft = Timer.builder("sluice.time.to.first.token").description("From submission to the first token published")
+                .publishPercentileHistogram().register(meters);
+        this.interToken = Timer.builder("sluice.inter.token.latency").description("Between two tokens of one stream")
+                .publishPercentileHistogram().register(meters);
+        this.checkpointLatency = Timer.builder("sluice.redis.latency").tag("op", "checkpoint")
+                .description("One write-ahead checkpoint round trip for a whole decode step").publishPercentileHistogram()
+                .register(meters);
+        this.claimLatency = Timer.builder("sluice.redis.latency").tag("op", "claim").publishPercentileHistogram()
+                .register(meters);
+        this.batchSize = DistributionSummary.builder("sluice.batch.size").description("Sequences in each decode step")
+                .register(meters);
+        Gauge.builder("sluice.queue.depth", this, w -> w.queue.size() + w.waiting.size())
+                .description("Requests taken from Kafka and waiting to decode").register(meters);
+        Gauge.builder("sluice.active.sequences", this, Worker::activeGenerations).register(meters);
         Gauge.builder("sluice.circuit.state", circuit, c -> Circuit.gaugeValue(c.getState()))
                 .description("Circuit breaker of this worker: 0 closed, 1 open, 2 half-open")
                 .tag("worker", workerId).register(meters);
@@ -619,7 +643,9 @@ public final class Worker implements AutoCloseable {
                 admit(e);
                 try {
                     faults.beforeStep();
-                    e.step();
+                    if (e.step()) {
+                        batchSize.record(e.lastStepBatch());
+                    }
                 } catch (RuntimeException failure) {
                     // A failed step may leave the batch cache half written: every request in it
                     // fails this attempt (retried by its tier's policy) and a fresh engine takes over.
@@ -708,6 +734,7 @@ public final class Worker implements AutoCloseable {
             log.warn("Attempt {} of {} failed ({}); retry {} of {} due in {} ms", work.attempt, req.getRequestId(),
                     cause.toString(), next, policy.maxRetries(), due - clock.millis());
             meters.counter("sluice.retries", "tier", req.getTier().name()).increment();
+            meters.counter("sluice.requests", "tier", req.getTier().name(), "outcome", "retried").increment();
             ProducerRecord<String, Object> retry = new ProducerRecord<>(topics.retry(req.getTier()), null,
                     req.getRequestId(), rawValue(work), RetryHeaders.write(next, due, work.origin, history));
             producer.send(retry, (md, err) -> {
@@ -789,6 +816,11 @@ public final class Worker implements AutoCloseable {
                 log.warn("Cannot publish the {} event", type, err);
             }
         });
+    }
+
+    /** Whether Redis answers now (for readiness). */
+    public boolean redisAvailable() {
+        return store.available();
     }
 
     /** State of this worker's circuit breaker. */
@@ -911,7 +943,9 @@ public final class Worker implements AutoCloseable {
         Claim claim = null;
         if (redisWorth()) {
             try {
+                long t0 = System.nanoTime();
                 claim = store.claim(key, req.getRequestId(), workerId, lease);
+                claimLatency.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
                 redisAnswered();
             } catch (RuntimeException unavailable) {
                 redisFailed(unavailable);
@@ -1072,7 +1106,9 @@ public final class Worker implements AutoCloseable {
                 if (redisWorth()) {
                     try {
                         // Write-ahead: one round trip for the whole step, before any of its tokens is published.
+                        long t0 = System.nanoTime();
                         results = store.appendAll(appends);
+                        checkpointLatency.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
                         redisAnswered();
                     } catch (RuntimeException unavailable) {
                         redisFailed(unavailable);
@@ -1104,6 +1140,17 @@ public final class Worker implements AutoCloseable {
                     continue;
                 }
                 Active a = (Active) t.generation().attachment();
+                if (!t.replayed()) {
+                    long now = System.nanoTime();
+                    if (t.seq() == 0) {
+                        ttft.record(Math.max(0, clock.millis() - a.work().request.getCreatedAt().toEpochMilli()),
+                                TimeUnit.MILLISECONDS);
+                    } else if (a.lastTokenNanos != 0) {
+                        interToken.record(now - a.lastTokenNanos, TimeUnit.NANOSECONDS);
+                    }
+                    a.lastTokenNanos = now;
+                    meters.counter("sluice.tokens.generated", "tier", a.work().request.getTier().name()).increment();
+                }
                 producer.send(toTokens(a.work().request, t.generation().id(), TokenEvent.newBuilder()
                         .setRequestId(t.generation().id()).setSeq(t.seq()).setTokenId(t.tokenId()).setText(t.text())
                         .setLogprob(t.logprob()).setTopLogprobs(t.top())
@@ -1171,6 +1218,8 @@ public final class Worker implements AutoCloseable {
             result = InferenceResult.newBuilder(result).setRequestId(req.getRequestId()).build();
         }
         publishResult(a.work(), result);
+        String outcome = error != null ? error.getCode() : reason == FinishReason.cancelled ? "cancelled" : "done";
+        meters.counter("sluice.requests", "tier", req.getTier().name(), "outcome", outcome).increment();
         return true;
     }
 

@@ -60,7 +60,7 @@ public final class LagMonitor implements AutoCloseable {
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
                 ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
-                ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 1,
+                ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 50,
                 ConsumerConfig.CLIENT_ID_CONFIG, "sluice-lag-reader"),
                 new ByteArrayDeserializer(), new ByteArrayDeserializer());
         this.clock = clock;
@@ -122,6 +122,77 @@ public final class LagMonitor implements AutoCloseable {
         } catch (ExecutionException e) {
             throw new IllegalStateException("Cannot read offsets: " + e.getCause().getMessage(), e.getCause());
         }
+    }
+
+    /** Records read from the head of a lagging requests partition to find each tier's oldest request. */
+    private static final int TIER_SCAN = 200;
+
+    /**
+     * Per tier, seconds the oldest request that could run now has waited for the worker group
+     * {@code group}: on the requests topic, the oldest unconsumed request of that tier (within
+     * the first records after the committed offset); on the tier's retry topic, how long past its
+     * due time the head retry is. A retry waiting for its backoff is not lag. 0 when none waits.
+     */
+    public Map<String, Double> tierLagSeconds(String group, io.sluice.schemas.Topics topics, List<PartitionLag> rows) {
+        long now = clock.millis();
+        Map<String, Double> out = new LinkedHashMap<>();
+        for (io.sluice.schemas.Tier tier : io.sluice.schemas.Tier.values()) {
+            out.put(tier.name(), 0.0);
+        }
+        for (PartitionLag r : rows) {
+            if (!r.group().equals(group) || r.lag() <= 0) {
+                continue;
+            }
+            TopicPartition tp = new TopicPartition(r.topic(), r.partition());
+            if (r.topic().equals(topics.requests())) {
+                Map<String, Long> oldest = oldestPerTier(tp, r.committed(), r.end());
+                oldest.forEach((tier, ts) -> out.merge(tier, Math.max(0, (now - ts) / 1000.0), Math::max));
+            } else {
+                for (io.sluice.schemas.Tier tier : io.sluice.schemas.Tier.values()) {
+                    if (r.topic().equals(topics.retry(tier))) {
+                        long due = headDue(tp, r.committed());
+                        if (due > 0 && due < now) {
+                            out.merge(tier.name(), (now - due) / 1000.0, Math::max);
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    private Map<String, Long> oldestPerTier(TopicPartition tp, long from, long end) {
+        Map<String, Long> oldest = new HashMap<>();
+        reader.assign(List.of(tp));
+        reader.seek(tp, from);
+        int read = 0;
+        long deadline = System.nanoTime() + Duration.ofMillis(500).toNanos();
+        while (read < TIER_SCAN && reader.position(tp) < end && System.nanoTime() < deadline
+                && oldest.size() < io.sluice.schemas.Tier.values().length) {
+            for (ConsumerRecord<byte[], byte[]> rec : reader.poll(Duration.ofMillis(50))) {
+                read++;
+                try {
+                    var req = io.sluice.schemas.SluiceCodec.get().decode(rec.value(), io.sluice.schemas.InferenceRequest.class);
+                    oldest.putIfAbsent(req.getTier().name(), rec.timestamp());
+                } catch (RuntimeException notARequest) {
+                    // a poison record: the worker dead-letters it, it is nobody's tier
+                }
+            }
+        }
+        return oldest;
+    }
+
+    private long headDue(TopicPartition tp, long offset) {
+        reader.assign(List.of(tp));
+        reader.seek(tp, offset);
+        long deadline = System.nanoTime() + Duration.ofMillis(500).toNanos();
+        while (System.nanoTime() < deadline) {
+            for (ConsumerRecord<byte[], byte[]> rec : reader.poll(Duration.ofMillis(50))) {
+                var h = rec.headers().lastHeader("sluice.due");
+                return h == null || h.value().length != 8 ? rec.timestamp() : java.nio.ByteBuffer.wrap(h.value()).getLong();
+            }
+        }
+        return -1;
     }
 
     /** Whether {@code [from, end)} of a partition holds no record a read-committed consumer would get. */
