@@ -19,7 +19,7 @@ import picocli.CommandLine.Command;
 
 /** {@code sluice ops}: samples every group's lag, publishes it as metrics and serves it as JSON. */
 @Command(name = "ops", description = "Sample consumer lag of every group and serve it: /metrics (lag per partition and "
-        + "per tier), /readyz, and /ops/api/lag (the recent history as JSON).")
+        + "per tier), /readyz, and the web console /ops (lag over time, throughput, circuit states, dead letters).")
 final class OpsCommand implements Callable<Integer> {
     static final ObjectMapper JSON = new ObjectMapper();
     @CommandLine.Mixin
@@ -28,18 +28,24 @@ final class OpsCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         OpsConfig config = new OpsConfig(Settings.load(OpsConfig.CONFIG, common.configFile, System.getenv(), Map.of()));
+        // The console checks tokens exactly as the gateways do, from the same settings.
+        var auth = new io.sluice.ingress.GatewayConfig(Settings.load(io.sluice.ingress.GatewayConfig.CONFIG, common.configFile,
+                System.getenv(), Map.of())).authenticator();
         var meters = Metrics.create("ops", "ops");
         LagSampler sampler = new LagSampler(config, meters, Clock.systemUTC());
         KafkaProbe kafka = new KafkaProbe(config.getString(CommonConfig.BOOTSTRAP_SERVERS));
+        var circuits = new io.sluice.ops.console.CircuitWatcher(config.getString(CommonConfig.BOOTSTRAP_SERVERS),
+                new io.sluice.schemas.Topics(config.getString(CommonConfig.TOPIC_PREFIX)).events());
         OpsHttpServer http = Roles.serve(config, meters, new Readiness().add("kafka", kafka));
         if (http != null) {
-            http.route("/ops/api/lag", ex -> OpsHttpServer.respond(ex, 200, "application/json", history(sampler).toString()));
+            OpsConsole.mount(http, sampler, circuits, java.nio.file.Path.of(config.getString(OpsConfig.ARCHIVE_DIR)), auth);
+            System.out.println("Console on http://" + config.getString(CommonConfig.METRICS_HOST) + ":" + http.port() + "/ops");
         }
         Sluice.awaitShutdown(() -> {
             if (http != null) {
                 http.close();
             }
-        }, sampler, kafka);
+        }, sampler, circuits, kafka);
         return 0;
     }
 

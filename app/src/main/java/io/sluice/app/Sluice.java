@@ -78,6 +78,8 @@ public final class Sluice {
         int port;
         @Option(names = "--kafka-port", defaultValue = "0", description = "Kafka port; 0 picks a free one.")
         int kafkaPort;
+        @Option(names = "--ops-port", defaultValue = "8090", description = "Port of the ops console (/ops) and its metrics.")
+        int opsPort;
         @Option(names = "--redis-port", defaultValue = "0", description = "Redis port; 0 picks a free one.")
         int redisPort;
         @Option(names = "--model", defaultValue = "classpath:sluice-tiny", description = "Model directory or classpath:sluice-tiny.")
@@ -124,8 +126,12 @@ public final class Sluice {
             Roles.meter(archiver, meters);
             Map<String, Object> opsProps = new HashMap<>(common);
             opsProps.put(io.sluice.ops.OpsConfig.WORKER_GROUP, new WorkerConfig(workerProps).getString(WorkerConfig.GROUP_ID));
+            opsProps.put(io.sluice.ops.OpsConfig.LAG_INTERVAL_MS, 2000L);
             io.sluice.ops.lag.LagSampler lag = new io.sluice.ops.lag.LagSampler(new io.sluice.ops.OpsConfig(opsProps), meters,
                     java.time.Clock.systemUTC());
+            var circuits = new io.sluice.ops.console.CircuitWatcher(kafka.bootstrapServers(), topics.events());
+            var opsHttp = io.sluice.ops.http.OpsHttpServer.start("127.0.0.1", opsPort, meters, gateway.readiness());
+            OpsConsole.mount(opsHttp, lag, circuits, archiver.root(), gateway.authenticator());
             worker.awaitAssignment(Duration.ofSeconds(30));
             String token = gateway.authenticator().mint("dev", "dev", List.of("infer", "dlq:read", "dlq:replay", "ops:read"),
                     Duration.ofDays(30));
@@ -133,6 +139,7 @@ public final class Sluice {
             System.out.printf("%nSluice dev is ready in %d ms.%n%n"
                             + "  WebSocket   %s   (subprotocol %s)%n"
                             + "  Health      http://127.0.0.1:%d/healthz, /readyz, /metrics%n"
+                            + "  Console     http://127.0.0.1:%d/ops#token=<dev token>%n"
                             + "  Kafka       %s%n"
                             + "  Redis       %s%n"
                             + "  Data        %s%n"
@@ -141,9 +148,9 @@ public final class Sluice {
                             + "  Try it:%n  websocat -H 'Authorization: Bearer %s' %s%n"
                             + "  {\"type\":\"generate\",\"id\":\"1\",\"prompt\":\"The river\",\"max_tokens\":24}%n%n"
                             + "Ctrl-C stops everything.%n",
-                    readyMs, gateway.url(), Gateway.SUBPROTOCOL, gateway.port(), kafka.bootstrapServers(), redis.uri(),
+                    readyMs, gateway.url(), Gateway.SUBPROTOCOL, gateway.port(), opsHttp.port(), kafka.bootstrapServers(), redis.uri(),
                     dataDir.toAbsolutePath(), archiver.root(), archiver.root(), token, token, gateway.url());
-            awaitShutdown(gateway, worker, archiver, lag, redis, kafka);
+            awaitShutdown(opsHttp, gateway, worker, archiver, lag, circuits, redis, kafka);
             return 0;
         }
     }

@@ -14,6 +14,7 @@ public final class OpsConfig extends AbstractConfig {
     public static final String LAG_WINDOW = "ops.lag.window";
     public static final String WORKER_GROUP = "ops.worker.group";
     public static final String HISTORY = "ops.history.samples";
+    public static final String ARCHIVE_DIR = "ops.archive.dir";
 
     public static final ConfigDef CONFIG = CommonConfig.define()
             .define(LAG_INTERVAL_MS, Type.LONG, 5_000L, Range.between(200, 3_600_000), Importance.MEDIUM,
@@ -23,7 +24,9 @@ public final class OpsConfig extends AbstractConfig {
             .define(WORKER_GROUP, Type.STRING, "sluice-workers", new ConfigDef.NonEmptyString(), Importance.MEDIUM,
                     "Consumer group of the workers, whose per-tier lag is the autoscaling signal.")
             .define(HISTORY, Type.INT, 720, Range.between(1, 100_000), Importance.LOW,
-                    "Lag samples kept in memory for the console's charts (720 x 5 s = one hour).");
+                    "Lag samples kept in memory for the console's charts (720 x 5 s = one hour).")
+            .define(ARCHIVE_DIR, Type.STRING, ".sluice/archive", Importance.MEDIUM,
+                    "The DLQ archive the console's dead-letter browser reads (the archiver's archiver.dir).");
 
     public OpsConfig(Map<?, ?> props) {
         super(CONFIG, props);
