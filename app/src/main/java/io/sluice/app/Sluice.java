@@ -245,7 +245,7 @@ public final class Sluice {
 
     @Command(name = "bench", description = "Benchmarks that print figures (they assert nothing).",
             subcommands = {Sluice.BenchStream.class, Sluice.BenchEngine.class, Sluice.BenchCheckpoint.class,
-                Sluice.BenchAccept.class, Sluice.BenchSockets.class, Sluice.BenchPush.class})
+                Sluice.BenchAccept.class, Sluice.BenchSockets.class, Sluice.BenchPush.class, BenchMatrixCommand.class})
     static final class Bench {
     }
 

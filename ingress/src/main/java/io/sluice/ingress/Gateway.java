@@ -67,6 +67,7 @@ public final class Gateway implements AutoCloseable {
     private final KafkaProbe kafkaProbe;
 
     private Gateway(GatewayConfig config, Clock clock, PrometheusMeterRegistry meters) throws Exception {
+        long t0 = System.nanoTime();
         String id = config.getString(GatewayConfig.ID).isBlank()
                 ? ManagementFactory.getRuntimeMXBean().getName().replace('@', '-') : config.getString(GatewayConfig.ID);
         Topics topics = new Topics(config.getString(CommonConfig.TOPIC_PREFIX));
@@ -195,6 +196,7 @@ public final class Gateway implements AutoCloseable {
         server.setStopTimeout(5000);
         server.start();
         log.info("Gateway {} listening on {}", id, url());
+        log.info("Cold start gateway accepting: {} ms", (System.nanoTime() - t0) / 1_000_000);
     }
 
     private static void reply(Response response, Callback callback, int status, String type, String body) {

@@ -119,6 +119,7 @@ public final class Worker implements AutoCloseable {
 
     /** Set when the circuit opens; the decode thread then hands back everything it holds. */
     private volatile boolean handBack;
+    private final long createdNanos = System.nanoTime();
     private final Thread consumerThread;
     private final Thread decodeThread;
     private final CountDownLatch assigned = new CountDownLatch(1);
@@ -411,6 +412,9 @@ public final class Worker implements AutoCloseable {
 
             @Override
             public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+                if (assigned.getCount() > 0) {
+                    log.info("Cold start worker consumer assigned: {} ms", (System.nanoTime() - createdNanos) / 1_000_000);
+                }
                 // Pause state is re-derived after every rebalance, never carried over: a retry
                 // partition is polled afresh and paused again only if its head is still not due.
                 paused.retainAll(consumer.paused());
@@ -631,6 +635,7 @@ public final class Worker implements AutoCloseable {
         BatchEngine.Limits limits = new BatchEngine.Limits(config.getInt(WorkerConfig.MAX_BATCH),
                 config.getInt(WorkerConfig.MAX_TOKENS_IN_FLIGHT), config.getInt(WorkerConfig.PREFILL_BUDGET));
         long lastRenew = System.nanoTime();
+        warmUp(limits);
         BatchEngine e = new BatchEngine(model, limits, new Sink());
         engine = e;
         try {
@@ -675,6 +680,34 @@ public final class Worker implements AutoCloseable {
         } finally {
             e.close();
         }
+    }
+
+    /**
+     * One short generation through a throwaway engine before the first request: ONNX Runtime
+     * allocates and plans on its first runs, and that cost belongs to start-up, not to a client.
+     */
+    private void warmUp(BatchEngine.Limits limits) {
+        long t0 = System.nanoTime();
+        StepSink discard = new StepSink() {
+            @Override
+            public Set<Generation> tokens(List<StepToken> tokens) {
+                return Set.of();
+            }
+
+            @Override
+            public void finished(Generation g, FinishReason reason, ErrorInfo error) {
+            }
+        };
+        try (BatchEngine warm = new BatchEngine(model, limits, discard)) {
+            warm.add(new Generation("warm-up", GenerationParams.greedy(4),
+                    model.encode("The river"), List.of(), model, null));
+            for (int i = 0; i < 8 && warm.step(); i++) {
+                // a few steps: prefill, then decode
+            }
+        } catch (RuntimeException e) {
+            log.warn("Warm-up failed ({}); the first request pays the start-up cost", e.toString());
+        }
+        log.info("Cold start worker session warm-up: {} ms", (System.nanoTime() - t0) / 1_000_000);
     }
 
     /** Fails, as a timeout, every attempt that has decoded longer than the processing timeout. */

@@ -111,12 +111,14 @@ public final class ModelBundle implements AutoCloseable {
             JsonNode config;
             OrtSession session;
             HuggingFaceTokenizer tokenizer;
+            long tSession;
             // No special tokens added, and no silent truncation: the context limit is checked by the engine.
             Map<String, String> tokOptions = Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false");
             Devices.Selected selected = Devices.sessionOptions(device, intraOpThreads);
             if (BUNDLED.equals(location) || location == null || location.isBlank()) {
                 config = new ObjectMapper().readTree(resource("config.json"));
                 session = env.createSession(resource("model.onnx"), selected.options());
+                tSession = System.nanoTime();
                 try (InputStream in = ModelBundle.class.getResourceAsStream(BUNDLED_RESOURCE + "tokenizer.json")) {
                     tokenizer = HuggingFaceTokenizer.newInstance(in, tokOptions);
                 }
@@ -126,9 +128,13 @@ public final class ModelBundle implements AutoCloseable {
                 config = new ObjectMapper().readTree(dir.resolve("config.json").toFile());
                 // From the file, not through the heap: larger models are hundreds of megabytes.
                 session = env.createSession(dir.resolve("model.onnx").toString(), selected.options());
+                tSession = System.nanoTime();
                 tokenizer = HuggingFaceTokenizer.newInstance(dir.resolve("tokenizer.json"), tokOptions);
             }
+            long tTokenizer = System.nanoTime();
             long ms = (System.nanoTime() - t0) / 1_000_000;
+            log.info("Cold start worker model load: {} ms", (tSession - t0) / 1_000_000);
+            log.info("Cold start worker tokenizer init: {} ms", (tTokenizer - tSession) / 1_000_000);
             ModelBundle bundle = new ModelBundle(location, env, session, tokenizer, config, selected.device(), ms);
             log.info("Model {} loaded on {} in {} ms ({} layers, {} heads x {}, vocab {})", location, selected.device(),
                     ms, bundle.layers, bundle.heads, bundle.headSize, bundle.vocabSize);
