@@ -4,7 +4,7 @@ package io.sluice.app.matrix;
 enum Workload {
     /** A short prompt, a short generation. */
     SHORT(1, 16),
-    /** A long prompt (about 300 tokens), a few tokens out: prefill-bound. */
+    /** A long prompt (most of the bundled model's 256-token context), a few tokens out: prefill-bound. */
     LONG_PROMPT(1, 8),
     /** Three turns; each resends the conversation so far plus a new line. */
     MULTI_TURN(3, 12);
@@ -30,7 +30,7 @@ enum Workload {
     String prompt(int turn, String history) {
         return switch (this) {
             case SHORT -> LINES[0];
-            case LONG_PROMPT -> String.join(" ", java.util.Collections.nCopies(12, String.join(" ", LINES))) + " " + LINES[1];
+            case LONG_PROMPT -> String.join(" ", java.util.Collections.nCopies(5, String.join(" ", LINES))) + " " + LINES[1];
             case MULTI_TURN -> (history.isEmpty() ? "" : history + " ") + LINES[turn % LINES.length];
         };
     }
