@@ -50,13 +50,14 @@ final class DlqCommands {
         @Override
         public Integer call() throws Exception {
             ArchiverConfig config = new ArchiverConfig(Settings.load(ArchiverConfig.CONFIG, common.configFile, System.getenv(), Map.of()));
+            var meters = io.sluice.ops.metrics.Metrics.create("archiver", "archiver");
+            var kafka = new io.sluice.ops.health.KafkaProbe(config.getString(CommonConfig.BOOTSTRAP_SERVERS));
+            java.nio.file.Path dir = java.nio.file.Path.of(config.getString(ArchiverConfig.DIR)).toAbsolutePath();
+            var http = Roles.serve(config, meters, new io.sluice.ops.health.Readiness().add("kafka", kafka)
+                    .add("archive", () -> Roles.writable(dir)));
             Archiver archiver = Archiver.start(config);
             System.out.println("Archiver writing " + archiver.root());
-            var meters = io.sluice.ops.metrics.Metrics.create("archiver", "archiver");
             Roles.meter(archiver, meters);
-            var kafka = new io.sluice.ops.health.KafkaProbe(config.getString(CommonConfig.BOOTSTRAP_SERVERS));
-            var http = Roles.serve(config, meters, new io.sluice.ops.health.Readiness().add("kafka", kafka)
-                    .add("archive", () -> Roles.writable(archiver.root())));
             Sluice.awaitShutdown(() -> {
                 if (http != null) {
                     http.close();

@@ -179,10 +179,15 @@ public final class Sluice {
         public Integer call() throws Exception {
             WorkerConfig config = new WorkerConfig(Settings.load(WorkerConfig.CONFIG, common.configFile, System.getenv(), Map.of()));
             var meters = io.sluice.ops.metrics.Metrics.create("worker", config.workerId());
-            Worker worker = Worker.builder(config).meters(meters).start();
             var kafka = new io.sluice.ops.health.KafkaProbe(config.getString(CommonConfig.BOOTSTRAP_SERVERS));
+            java.util.concurrent.atomic.AtomicReference<Worker> started = new java.util.concurrent.atomic.AtomicReference<>();
+            // The port is taken before the worker joins its group: a port in use stops the process
+            // before it holds any partition, instead of after.
             var http = Roles.serve(config, meters, new io.sluice.ops.health.Readiness().add("kafka", kafka)
-                    .add("redis", worker::redisAvailable).add("model", () -> true));
+                    .add("redis", () -> started.get() != null && started.get().redisAvailable())
+                    .add("model", () -> started.get() != null));
+            Worker worker = Worker.builder(config).meters(meters).start();
+            started.set(worker);
             awaitShutdown(() -> {
                 if (http != null) {
                     http.close();

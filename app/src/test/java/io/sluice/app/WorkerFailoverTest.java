@@ -90,6 +90,8 @@ class WorkerFailoverTest {
                 // Each worker lives about 4 s: it starts (~2 s), takes streams over and is killed mid-way again.
                 Thread.sleep(2_000);
                 int slot = k % 2;
+                // Only this test kills workers: one that died on its own is a bug, not a takeover.
+                assertThat(workers.get(slot).isAlive()).as("worker slot %d alive until it is killed", slot).isTrue();
                 workers.get(slot).kill();
                 killedAt.add(System.nanoTime());
                 workers.set(slot, startWorker(infra, topics, slot, k, logs));
@@ -168,6 +170,7 @@ class WorkerFailoverTest {
         env.put("SLUICE_WORKER_ID", "slot-" + slot + "-" + generation);
         env.put("SLUICE_WORKER_LEASE_MS", "1500");
         env.put("SLUICE_WORKER_SESSION_TIMEOUT_MS", "10000");
+        env.put("SLUICE_METRICS_PORT", "0"); // two workers share this host
         env.put("SLUICE_WORKER_DEVICE", "cpu");
         return ChildJvm.start("io.sluice.app.Sluice", List.of("worker"), env,
                 logs.resolve("worker-slot" + slot + "-" + generation + ".log"), "768m");

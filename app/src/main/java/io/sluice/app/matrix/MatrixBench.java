@@ -239,8 +239,17 @@ public final class MatrixBench {
                         kvBytesPerToken = 2.0 * Integer.parseInt(shape.group(1)) * Integer.parseInt(shape.group(2))
                                 * Integer.parseInt(shape.group(3)) * 4;
                     }
-                    Map<String, Double> idleGateway = gateway.memoryMb();
                     String base = "http://127.0.0.1:" + gatewayPort;
+                    // Warm-up, not measured: every transport's code path through the JIT first, so the
+                    // first cell is not the one that pays for it.
+                    for (Transport t : Transport.values()) {
+                        LoadRunner warm = new LoadRunner(base, token, plan.pollInterval());
+                        LoadRunner.Result r = warm.run(t, Workload.SHORT, 50, Duration.ofSeconds(5));
+                        warm.close();
+                        System.out.printf("warm-up %s: %d requests%n", t, r.completed());
+                        drain(worker);
+                    }
+                    Map<String, Double> idleGateway = gateway.memoryMb();
                     for (Workload workload : plan.workloads()) {
                         for (Transport transport : plan.transports()) {
                             double previous = 0;
