@@ -750,13 +750,15 @@ public final class Worker implements AutoCloseable {
         Work work = a.work();
         InferenceRequest req = work.request;
         List<Attempt> history = new ArrayList<>(work.history);
-        history.add(new Attempt(work.attempt, clock.instant(), workerId, cause.getClass().getName(),
+        // One instant for the attempt and its retry's due time: the backoff is exact from the failure.
+        java.time.Instant failedAt = clock.instant();
+        history.add(new Attempt(work.attempt, failedAt, workerId, cause.getClass().getName(),
                 String.valueOf(cause.getMessage())));
         TierPolicy policy = retryPolicy.get(req.getTier());
         if (Failures.retryable(cause) && policy.retriesLeftAfter(work.attempt)) {
             int next = work.attempt + 1;
-            long due = clock.millis() + policy.delay(next, java.util.concurrent.ThreadLocalRandom.current().nextDouble())
-                    .toMillis();
+            long due = failedAt.toEpochMilli()
+                    + policy.delay(next, java.util.concurrent.ThreadLocalRandom.current().nextDouble()).toMillis();
             if (a.claimed) {
                 try {
                     store.release(a.key(), a.fence());

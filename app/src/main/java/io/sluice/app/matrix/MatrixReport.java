@@ -138,7 +138,8 @@ final class MatrixReport {
                 .append(". A gateway and a worker ran as separate processes against a KRaft broker and Redis on the same ")
                 .append("machine; the clients ran in the benchmark's own process. Each cell ran ")
                 .append(plan.duration().toSeconds()).append(" s of closed-loop clients (each sends its next request when ")
-                .append("the last one ended). Polling asked every ").append(plan.pollInterval().toMillis())
+                .append("the last one ended), after an unmeasured warm-up of every transport; ")
+                .append("throughput counts only the requests that completed inside the window. Polling asked every ").append(plan.pollInterval().toMillis())
                 .append(" ms; it sees no token before the whole result, so its time to first token is its time to the ")
                 .append("result. Machine-readable: `").append(plan.out()).append("`.\n\n");
         for (var w : byWorkload.entrySet()) {
