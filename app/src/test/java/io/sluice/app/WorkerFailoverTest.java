@@ -33,7 +33,7 @@ class WorkerFailoverTest {
     static final String SECRET = "failover-test-secret-0123456789abcdefghij";
     static final int KILLS = 20;
     static final int CLIENTS = 3;
-    static final int MAX_TOKENS = 100;
+    static final int MAX_TOKENS = 140;
 
     /** What one client saw of one request. */
     record Seen(String requestId, List<Integer> seqs, List<Long> arrivals, List<String> terminal) {
