@@ -110,9 +110,10 @@ public final class MatrixBench {
             out.put("heap_committed", heapCommitted / 1048576);
             out.put("non_heap", nonHeap / 1048576);
             out.put("direct", direct / 1048576);
-            // What the JVM does not account for: ONNX Runtime's arenas and weights on a worker,
-            // thread stacks and malloc elsewhere.
-            out.put("native_other", Math.max(0, out.getOrDefault("rss", 0.0) - (heapCommitted + nonHeap + direct) / 1048576));
+            // What the JVM's counters do not account for: on a worker mostly ONNX Runtime's weights
+            // and arenas, plus thread stacks and malloc. An upper bound on ONNX Runtime's native
+            // memory, since committed heap pages that were never touched are not resident.
+            out.put("native_other", Math.max(0, out.getOrDefault("rss", 0.0) - (heap + nonHeap + direct) / 1048576));
             out.put("heap_used", heap / 1048576);
             return out;
         }
