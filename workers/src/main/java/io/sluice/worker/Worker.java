@@ -688,17 +688,7 @@ public final class Worker implements AutoCloseable {
      */
     private void warmUp(BatchEngine.Limits limits) {
         long t0 = System.nanoTime();
-        StepSink discard = new StepSink() {
-            @Override
-            public Set<Generation> tokens(List<StepToken> tokens) {
-                return Set.of();
-            }
-
-            @Override
-            public void finished(Generation g, FinishReason reason, ErrorInfo error) {
-            }
-        };
-        try (BatchEngine warm = new BatchEngine(model, limits, discard)) {
+        try (BatchEngine warm = new BatchEngine(model, limits, StepSink.DISCARD)) {
             warm.add(new Generation("warm-up", GenerationParams.greedy(4),
                     model.encode("The river"), List.of(), model, null));
             for (int i = 0; i < 8 && warm.step(); i++) {

@@ -188,16 +188,7 @@ public final class EngineBench {
      */
     static double engineDecodeStepMs(ModelBundle model, String prompt, int c, int maxTokens) {
         List<Long> pure = new ArrayList<>();
-        StepSink sink = new StepSink() {
-            @Override
-            public Set<Generation> tokens(List<StepToken> step) {
-                return Set.of();
-            }
-
-            @Override
-            public void finished(Generation g, FinishReason reason, ErrorInfo error) {
-            }
-        };
+        StepSink sink = StepSink.DISCARD;
         long[] ids = model.encode(prompt);
         try (BatchEngine e = new BatchEngine(model, new BatchEngine.Limits(c, Integer.MAX_VALUE, Integer.MAX_VALUE), sink)) {
             for (int i = 0; i < c; i++) {

@@ -9,6 +9,18 @@ import java.util.Set;
 /** Where the engine's output goes. Called on the engine thread. */
 public interface StepSink {
 
+    /** Drops every token and outcome: for warm-up runs and benchmarks of the engine alone. */
+    StepSink DISCARD = new StepSink() {
+        @Override
+        public Set<Generation> tokens(List<StepToken> tokens) {
+            return Set.of();
+        }
+
+        @Override
+        public void finished(Generation generation, FinishReason reason, ErrorInfo error) {
+        }
+    };
+
     /** One token produced by a step. */
     record StepToken(Generation generation, int seq, int tokenId, String text, Float logprob, List<TokenLogprob> top,
             boolean replayed) {
