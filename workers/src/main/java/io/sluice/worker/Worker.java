@@ -1,6 +1,7 @@
 package io.sluice.worker;
 
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Timer;
@@ -116,6 +117,8 @@ public final class Worker implements AutoCloseable {
     private final Timer checkpointLatency;
     private final Timer claimLatency;
     private final DistributionSummary batchSize;
+    /** Looked up once, not per token: this counter is on the decode thread's hot path. */
+    private final Map<Tier, Counter> tokensGenerated = new java.util.EnumMap<>(Tier.class);
 
     /** Set when the circuit opens; the decode thread then hands back everything it holds. */
     private volatile boolean handBack;
@@ -354,6 +357,9 @@ public final class Worker implements AutoCloseable {
                 .register(meters);
         this.claimLatency = Timer.builder("sluice.redis.latency").tag("op", "claim").publishPercentileHistogram()
                 .register(meters);
+        for (Tier tier : Tier.values()) {
+            tokensGenerated.put(tier, meters.counter("sluice.tokens.generated", "tier", tier.name()));
+        }
         this.batchSize = DistributionSummary.builder("sluice.batch.size").description("Sequences in each decode step")
                 .register(meters);
         Gauge.builder("sluice.queue.depth", this, w -> w.queue.size() + w.waiting.size())
@@ -1174,7 +1180,7 @@ public final class Worker implements AutoCloseable {
                         interToken.record(now - a.lastTokenNanos, TimeUnit.NANOSECONDS);
                     }
                     a.lastTokenNanos = now;
-                    meters.counter("sluice.tokens.generated", "tier", a.work().request.getTier().name()).increment();
+                    tokensGenerated.get(a.work().request.getTier()).increment();
                 }
                 producer.send(toTokens(a.work().request, t.generation().id(), TokenEvent.newBuilder()
                         .setRequestId(t.generation().id()).setSeq(t.seq()).setTokenId(t.tokenId()).setText(t.text())
