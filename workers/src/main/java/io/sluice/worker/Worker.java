@@ -412,7 +412,7 @@ public final class Worker implements AutoCloseable {
                 // finishes here under its claim, and the new owner finds the outcome stored.
                 overflow.removeIf(w -> partitions.contains(w.tp));
                 queue.removeIf(w -> partitions.contains(w.tp));
-                gate.revoked(partitions.stream().map(Worker::key).toList());
+                gate.revoked(partitions);
                 paused.removeAll(partitions);
             }
 
@@ -424,7 +424,7 @@ public final class Worker implements AutoCloseable {
                 // Pause state is re-derived after every rebalance, never carried over: a retry
                 // partition is polled afresh and paused again only if its head is still not due.
                 paused.retainAll(consumer.paused());
-                gate.retain(consumer.assignment().stream().map(Worker::key).toList());
+                gate.retain(consumer.assignment());
                 assigned.countDown();
             }
         };
@@ -458,9 +458,7 @@ public final class Worker implements AutoCloseable {
                 if (!overflow.isEmpty()) {
                     want.addAll(consumer.assignment());
                 }
-                for (BackoffGate.K k : gate.held()) {
-                    want.add(new TopicPartition(k.topic(), k.partition()));
-                }
+                want.addAll(gate.held());
                 want.retainAll(consumer.assignment());
                 Set<TopicPartition> toPause = new HashSet<>(want);
                 toPause.removeAll(paused);
@@ -477,7 +475,7 @@ public final class Worker implements AutoCloseable {
                         continue; // behind a retry that is not due yet; read again after it
                     }
                     if (retryTopics.contains(record.topic())
-                            && gate.hold(key(tp), RetryHeaders.due(record.headers()), clock.millis())) {
+                            && gate.hold(tp, RetryHeaders.due(record.headers()), clock.millis())) {
                         consumer.seek(tp, record.offset());
                         waitingHead.add(tp);
                         continue;
@@ -505,10 +503,6 @@ public final class Worker implements AutoCloseable {
             consumer.close(Duration.ofSeconds(5));
             control.close(Duration.ofSeconds(1));
         }
-    }
-
-    private static BackoffGate.K key(TopicPartition tp) {
-        return new BackoffGate.K(tp.topic(), tp.partition());
     }
 
     /** A polled record as work, or null when it went straight to the DLQ (it cannot be decoded). */

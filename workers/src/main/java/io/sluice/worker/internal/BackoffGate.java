@@ -6,6 +6,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.apache.kafka.common.TopicPartition;
 
 /**
  * Which retry partitions wait for their head record to fall due. A retry consumer never sleeps:
@@ -17,11 +18,7 @@ import java.util.Set;
  * caller, so the decisions are testable with injected time.
  */
 public final class BackoffGate {
-    private final Map<K, Long> dueAt = new HashMap<>();
-
-    /** A partition, without depending on Kafka's class in this small state machine. */
-    public record K(String topic, int partition) {
-    }
+    private final Map<TopicPartition, Long> dueAt = new HashMap<>();
 
     /**
      * Decides on a record read from a retry partition.
@@ -29,7 +26,7 @@ public final class BackoffGate {
      * @return true when the record must wait: the caller seeks back to it and skips the rest of
      *     that partition's records from this poll
      */
-    public boolean hold(K tp, long dueMillis, long nowMillis) {
+    public boolean hold(TopicPartition tp, long dueMillis, long nowMillis) {
         if (dueMillis <= nowMillis) {
             return false;
         }
@@ -38,8 +35,8 @@ public final class BackoffGate {
     }
 
     /** Partitions whose head is due by {@code nowMillis}: no longer held, to resume. */
-    public List<K> release(long nowMillis) {
-        List<K> due = new ArrayList<>();
+    public List<TopicPartition> release(long nowMillis) {
+        List<TopicPartition> due = new ArrayList<>();
         dueAt.entrySet().removeIf(e -> {
             if (e.getValue() <= nowMillis) {
                 due.add(e.getKey());
@@ -51,7 +48,7 @@ public final class BackoffGate {
     }
 
     /** Partitions held now. */
-    public Set<K> held() {
+    public Set<TopicPartition> held() {
         return Set.copyOf(dueAt.keySet());
     }
 
@@ -61,12 +58,12 @@ public final class BackoffGate {
     }
 
     /** Forgets revoked partitions; whoever owns them next reads their head again. */
-    public void revoked(Collection<K> partitions) {
+    public void revoked(Collection<TopicPartition> partitions) {
         partitions.forEach(dueAt::remove);
     }
 
     /** Keeps only partitions still assigned (after any rebalance). */
-    public void retain(Collection<K> assigned) {
+    public void retain(Collection<TopicPartition> assigned) {
         dueAt.keySet().retainAll(Set.copyOf(assigned));
     }
 }

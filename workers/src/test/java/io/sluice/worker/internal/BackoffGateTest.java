@@ -4,12 +4,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.sluice.worker.retry.TierPolicy;
 import java.util.List;
+import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.Test;
 
 /** The retry consumer's waiting, driven by injected time. */
 class BackoffGateTest {
-    static final BackoffGate.K P0 = new BackoffGate.K("sluice.requests.retry.financial", 0);
-    static final BackoffGate.K P1 = new BackoffGate.K("sluice.requests.retry.financial", 1);
+    static final TopicPartition P0 = new TopicPartition("sluice.requests.retry.financial", 0);
+    static final TopicPartition P1 = new TopicPartition("sluice.requests.retry.financial", 1);
 
     @Test
     void aRecordWaitsUntilItsDueTimeAndNotAMillisecondLonger() {
