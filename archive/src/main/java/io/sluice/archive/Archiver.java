@@ -269,7 +269,7 @@ public final class Archiver implements AutoCloseable {
                 }
                 for (Tier tier : Tier.values()) {
                     Batch b = batches.get(tier);
-                    if (!b.isEmpty() && (b.offsets.size() > 0 && b.letters.size() >= config.getInt(ArchiverConfig.tierKey(tier, "flush.records"))
+                    if (!b.isEmpty() && (b.letters.size() >= config.getInt(ArchiverConfig.tierKey(tier, "flush.records"))
                             || System.nanoTime() - b.firstNanos >= TimeUnit.MILLISECONDS.toNanos(
                                     config.getLong(ArchiverConfig.tierKey(tier, "flush.ms"))))) {
                         flush(tier);
@@ -346,7 +346,7 @@ public final class Archiver implements AutoCloseable {
         java.time.Instant now = clock.instant();
         LocalDate date = LocalDate.ofInstant(now, ZoneOffset.UTC);
         String rel = "dlq/tier=" + tier.name() + "/date=" + date + "/" + tier.name() + "-" + now.toEpochMilli() + "-"
-                + manifest.entries().size() + ".avro";
+                + manifest.log().count() + ".avro";
         Path file = root.resolve(rel);
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
         try {

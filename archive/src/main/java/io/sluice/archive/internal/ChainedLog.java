@@ -28,6 +28,10 @@ public final class ChainedLog {
     static final ObjectMapper JSON = new ObjectMapper();
 
     private final Path file;
+    /** The tail as last read or written: the log is read again only when its size changed since. */
+    private long knownSize = -1;
+    private long knownCount;
+    private String knownHead = GENESIS;
 
     public ChainedLog(Path file) {
         this.file = file;
@@ -58,18 +62,47 @@ public final class ChainedLog {
     }
 
     /** The hash of the last entry, or {@link #GENESIS} for an empty log. */
-    public String head() {
+    public synchronized String head() {
+        refreshTail();
+        return knownHead;
+    }
+
+    /** How many entries the log holds. */
+    public synchronized long count() {
+        refreshTail();
+        return knownCount;
+    }
+
+    /**
+     * Reads the log again only if its size is not the one this instance last saw: a writer that
+     * appends alone (the archiver, under its lock) never re-reads it, one that shares it with
+     * other processes (replays, under theirs) sees their entries.
+     */
+    private void refreshTail() {
+        long size = sizeOnDisk();
+        if (size == knownSize) {
+            return;
+        }
         List<ObjectNode> entries = read();
-        return entries.isEmpty() ? GENESIS : entries.get(entries.size() - 1).path("hash").asText();
+        knownCount = entries.size();
+        knownHead = entries.isEmpty() ? GENESIS : entries.get(entries.size() - 1).path("hash").asText();
+        knownSize = size;
+    }
+
+    private long sizeOnDisk() {
+        try {
+            return Files.exists(file) ? Files.size(file) : 0;
+        } catch (IOException e) {
+            throw new UncheckedIOException("Cannot read " + file, e);
+        }
     }
 
     /** Appends {@code body} (its fields in a fixed order) as the next entry and fsyncs the log. */
     public synchronized ObjectNode append(ObjectNode body) {
-        List<ObjectNode> entries = read();
-        String prev = entries.isEmpty() ? GENESIS : entries.get(entries.size() - 1).path("hash").asText();
+        refreshTail();
         ObjectNode entry = JSON.createObjectNode();
-        entry.put("n", entries.size());
-        entry.put("prev", prev);
+        entry.put("n", knownCount);
+        entry.put("prev", knownHead);
         entry.setAll(body);
         entry.put("hash", hashOf(entry));
         byte[] line = (entry.toString() + "\n").getBytes(StandardCharsets.UTF_8);
@@ -86,6 +119,9 @@ public final class ChainedLog {
         } catch (IOException e) {
             throw new UncheckedIOException("Cannot append to " + file, e);
         }
+        knownCount++;
+        knownHead = entry.path("hash").asText();
+        knownSize = sizeOnDisk();
         return entry;
     }
 
