@@ -126,6 +126,8 @@ public final class LagMonitor implements AutoCloseable {
 
     /** Records read from the head of a lagging requests partition to find each tier's oldest request. */
     private static final int TIER_SCAN = 200;
+    /** Longest the reader spends on one partition per sample. */
+    private static final Duration READ_LIMIT = Duration.ofMillis(500);
 
     /**
      * Per tier, seconds the oldest request that could run now has waited for the worker group
@@ -163,10 +165,8 @@ public final class LagMonitor implements AutoCloseable {
 
     private Map<String, Long> oldestPerTier(TopicPartition tp, long from, long end) {
         Map<String, Long> oldest = new HashMap<>();
-        reader.assign(List.of(tp));
-        reader.seek(tp, from);
+        long deadline = readFrom(tp, from);
         int read = 0;
-        long deadline = System.nanoTime() + Duration.ofMillis(500).toNanos();
         while (read < TIER_SCAN && reader.position(tp) < end && System.nanoTime() < deadline
                 && oldest.size() < io.sluice.schemas.Tier.values().length) {
             for (ConsumerRecord<byte[], byte[]> rec : reader.poll(Duration.ofMillis(50))) {
@@ -182,17 +182,32 @@ public final class LagMonitor implements AutoCloseable {
         return oldest;
     }
 
+    /** When the retry at {@code offset} falls due (its record timestamp without the header), or -1. */
     private long headDue(TopicPartition tp, long offset) {
+        ConsumerRecord<byte[], byte[]> rec = firstRecordAt(tp, offset);
+        if (rec == null) {
+            return -1;
+        }
+        var h = rec.headers().lastHeader("sluice.due");
+        return h == null || h.value().length != 8 ? rec.timestamp() : java.nio.ByteBuffer.wrap(h.value()).getLong();
+    }
+
+    /** Points the group-free reader at {@code offset}; it reads for at most {@link #READ_LIMIT} from there. */
+    private long readFrom(TopicPartition tp, long offset) {
         reader.assign(List.of(tp));
         reader.seek(tp, offset);
-        long deadline = System.nanoTime() + Duration.ofMillis(500).toNanos();
+        return System.nanoTime() + READ_LIMIT.toNanos();
+    }
+
+    /** The first record at or after {@code offset}, or null when none arrives in time. */
+    private ConsumerRecord<byte[], byte[]> firstRecordAt(TopicPartition tp, long offset) {
+        long deadline = readFrom(tp, offset);
         while (System.nanoTime() < deadline) {
             for (ConsumerRecord<byte[], byte[]> rec : reader.poll(Duration.ofMillis(50))) {
-                var h = rec.headers().lastHeader("sluice.due");
-                return h == null || h.value().length != 8 ? rec.timestamp() : java.nio.ByteBuffer.wrap(h.value()).getLong();
+                return rec;
             }
         }
-        return -1;
+        return null;
     }
 
     /** Whether {@code [from, end)} of a partition holds no record a read-committed consumer would get. */
@@ -202,10 +217,8 @@ public final class LagMonitor implements AutoCloseable {
         if (known != null) {
             return known;
         }
-        reader.assign(List.of(tp));
-        reader.seek(tp, from);
+        long deadline = readFrom(tp, from);
         boolean none = true;
-        long deadline = System.nanoTime() + Duration.ofMillis(500).toNanos();
         while (System.nanoTime() < deadline) {
             if (!reader.poll(Duration.ofMillis(50)).isEmpty()) {
                 none = false;
@@ -222,15 +235,8 @@ public final class LagMonitor implements AutoCloseable {
 
     /** Timestamp of the first record at or after {@code offset}, or -1. */
     private long timestampAt(TopicPartition tp, long offset) {
-        reader.assign(List.of(tp));
-        reader.seek(tp, offset);
-        long deadline = System.nanoTime() + Duration.ofMillis(500).toNanos();
-        while (System.nanoTime() < deadline) {
-            for (ConsumerRecord<byte[], byte[]> r : reader.poll(Duration.ofMillis(50))) {
-                return r.timestamp();
-            }
-        }
-        return -1;
+        ConsumerRecord<byte[], byte[]> rec = firstRecordAt(tp, offset);
+        return rec == null ? -1 : rec.timestamp();
     }
 
     @Override
