@@ -14,7 +14,7 @@ public final class Readiness {
     private final Map<String, BooleanSupplier> checks = new LinkedHashMap<>();
     private final Map<String, long[]> cache = new LinkedHashMap<>();
 
-    public Readiness add(String name, BooleanSupplier check) {
+    public synchronized Readiness add(String name, BooleanSupplier check) {
         checks.put(name, check);
         return this;
     }
