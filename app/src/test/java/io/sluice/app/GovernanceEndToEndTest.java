@@ -9,9 +9,7 @@ import io.sluice.archive.ArchiverConfig;
 import io.sluice.archive.DlqArchive;
 import io.sluice.ingress.Gateway;
 import io.sluice.ingress.GatewayConfig;
-import io.sluice.ops.TopicProvisioner;
 import io.sluice.schemas.AvroSerde;
-import io.sluice.schemas.CommonConfig;
 import io.sluice.schemas.DeadLetter;
 import io.sluice.schemas.InferenceRequest;
 import io.sluice.schemas.InferenceResult;
@@ -33,7 +31,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.avro.specific.SpecificRecord;
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
@@ -65,14 +62,8 @@ class GovernanceEndToEndTest {
     @Test
     void aRequestThatKeepsFailingIsDeadLetteredArchivedAuditedAndReplayedOnce() throws Exception {
         SharedInfra infra = SharedInfra.get();
-        Topics topics = new Topics(SharedInfra.uniquePrefix("governance"));
-        try (Admin admin = Admin.create(Map.of("bootstrap.servers", infra.bootstrapServers()))) {
-            TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
-        }
-        Map<String, Object> common = new HashMap<>();
-        common.put(CommonConfig.BOOTSTRAP_SERVERS, infra.bootstrapServers());
-        common.put(CommonConfig.REDIS_URI, infra.redisUri());
-        common.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
+        Topics topics = InProcessPipeline.provision("governance");
+        Map<String, Object> common = InProcessPipeline.common(topics);
         Map<String, Object> w = new HashMap<>(common);
         w.put(WorkerConfig.GROUP_ID, topics.prefix() + "workers");
         w.put(WorkerConfig.retryKey(Tier.financial, "max.retries"), 2);

@@ -24,15 +24,8 @@ final class InProcessPipeline implements AutoCloseable {
     final Gateway gateway;
 
     InProcessPipeline(String name) throws Exception {
-        SharedInfra infra = SharedInfra.get();
-        topics = new Topics(SharedInfra.uniquePrefix(name));
-        try (Admin admin = Admin.create(Map.of("bootstrap.servers", infra.bootstrapServers()))) {
-            TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
-        }
-        Map<String, Object> common = new HashMap<>();
-        common.put(CommonConfig.BOOTSTRAP_SERVERS, infra.bootstrapServers());
-        common.put(CommonConfig.REDIS_URI, infra.redisUri());
-        common.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
+        topics = provision(name);
+        Map<String, Object> common = common(topics);
         model = ModelBundle.load(ModelBundle.BUNDLED, "cpu", 1);
         Map<String, Object> w = new HashMap<>(common);
         w.put(WorkerConfig.GROUP_ID, topics.prefix() + "workers");
@@ -44,6 +37,25 @@ final class InProcessPipeline implements AutoCloseable {
         if (!worker.awaitAssignment(Duration.ofSeconds(60))) {
             throw new IllegalStateException("worker got no partitions");
         }
+    }
+
+    /** A fresh topic prefix on the shared broker, its topics created. */
+    static Topics provision(String name) throws Exception {
+        Topics topics = new Topics(SharedInfra.uniquePrefix(name));
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", SharedInfra.get().bootstrapServers()))) {
+            TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
+        }
+        return topics;
+    }
+
+    /** The settings every role shares: the shared broker and Redis, and the topic prefix. */
+    static Map<String, Object> common(Topics topics) {
+        SharedInfra infra = SharedInfra.get();
+        Map<String, Object> common = new HashMap<>();
+        common.put(CommonConfig.BOOTSTRAP_SERVERS, infra.bootstrapServers());
+        common.put(CommonConfig.REDIS_URI, infra.redisUri());
+        common.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
+        return common;
     }
 
     String token(String tenant) {

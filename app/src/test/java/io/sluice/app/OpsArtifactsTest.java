@@ -11,7 +11,6 @@ import io.sluice.archive.ArchiverConfig;
 import io.sluice.ingress.Gateway;
 import io.sluice.ingress.GatewayConfig;
 import io.sluice.ops.OpsConfig;
-import io.sluice.ops.TopicProvisioner;
 import io.sluice.ops.lag.LagSampler;
 import io.sluice.ops.metrics.Metrics;
 import io.sluice.schemas.CommonConfig;
@@ -38,7 +37,6 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.apache.kafka.clients.admin.Admin;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -112,15 +110,8 @@ class OpsArtifactsTest {
 
     /** A gateway, a worker (one request retried, one dead-lettered), an archiver and the lag sampler, scraped. */
     String scrapeOfARunningPipeline() throws Exception {
-        SharedInfra infra = SharedInfra.get();
-        Topics topics = new Topics(SharedInfra.uniquePrefix("opsart"));
-        try (Admin admin = Admin.create(Map.of("bootstrap.servers", infra.bootstrapServers()))) {
-            TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
-        }
-        Map<String, Object> common = new HashMap<>();
-        common.put(CommonConfig.BOOTSTRAP_SERVERS, infra.bootstrapServers());
-        common.put(CommonConfig.REDIS_URI, infra.redisUri());
-        common.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
+        Topics topics = InProcessPipeline.provision("opsart");
+        Map<String, Object> common = InProcessPipeline.common(topics);
         Map<String, Object> w = new HashMap<>(common);
         w.put(WorkerConfig.GROUP_ID, topics.prefix() + "workers");
         w.put(WorkerConfig.retryKey(io.sluice.schemas.Tier.operational, "backoff.ms"), 100L);
@@ -193,10 +184,7 @@ class OpsArtifactsTest {
             closedPort = s.getLocalPort();
         }
         g.put(CommonConfig.REDIS_URI, "redis://127.0.0.1:" + closedPort);
-        Topics topics = new Topics(SharedInfra.uniquePrefix("readyz"));
-        try (Admin admin = Admin.create(Map.of("bootstrap.servers", infra.bootstrapServers()))) {
-            TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
-        }
+        Topics topics = InProcessPipeline.provision("readyz");
         g.put(CommonConfig.TOPIC_PREFIX, topics.prefix());
         g.put(GatewayConfig.PORT, 0);
         g.put(GatewayConfig.JWT_SECRET, "ops-artifacts-secret-0123456789abcdef0123");
