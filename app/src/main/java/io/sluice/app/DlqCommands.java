@@ -14,7 +14,6 @@ import io.sluice.schemas.InferenceRequest;
 import io.sluice.schemas.SluiceCodec;
 import io.sluice.schemas.Topics;
 import java.io.OutputStreamWriter;
-import java.io.PrintStream;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -167,16 +166,18 @@ final class DlqCommands {
                 throw new IllegalArgumentException("--format: must be jsonl or csv, not " + format);
             }
             List<DlqArchive.Entry> entries = new DlqArchive(filters.archive).list(filters.filter());
-            try (Writer w = out == null ? new OutputStreamWriter(new PrintStream(System.out, false, StandardCharsets.UTF_8) {
-                @Override
-                public void close() {
-                    flush();
-                }
-            }, StandardCharsets.UTF_8) : Files.newBufferedWriter(out)) {
+            // Standard output is flushed, never closed; a file is closed.
+            Writer w = out == null ? new OutputStreamWriter(System.out, StandardCharsets.UTF_8) : Files.newBufferedWriter(out);
+            try {
                 if (format.equals("jsonl")) {
                     DlqArchive.exportJsonl(entries, w);
                 } else {
                     DlqArchive.exportCsv(entries, w);
+                }
+                w.flush();
+            } finally {
+                if (out != null) {
+                    w.close();
                 }
             }
             return 0;
