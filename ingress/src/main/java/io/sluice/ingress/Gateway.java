@@ -164,7 +164,7 @@ public final class Gateway implements AutoCloseable {
                         cancelOnDisconnect, maxInFlight, clock, closed -> {
                             limits.disconnect(principal.tenant());
                             endpoints.remove(closed);
-                        });
+                        }, server.getThreadPool());
                 endpoints.add(endpoint);
                 return endpoint;
             });

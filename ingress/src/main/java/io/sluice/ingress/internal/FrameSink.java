@@ -1,13 +1,30 @@
 package io.sluice.ingress.internal;
 
 /**
- * Where an {@link Outbox} writes: a WebSocket session or a Server-Sent Events response. One write
- * is outstanding at a time; the sink reports its end through exactly one of the two callbacks.
+ * Where an {@link Outbox} writes: a WebSocket session or a Server-Sent Events response. At most
+ * {@link #maxInFlight()} writes are outstanding at a time; the sink reports the end of each through
+ * exactly one of the two callbacks, in the order they were sent.
  */
 public interface FrameSink {
 
     /** Writes one JSON frame. */
     void send(String frame, Runnable written, java.util.function.Consumer<Throwable> failed);
+
+    /**
+     * Writes one JSON frame; {@code more} says another follows at once, so a sink that can hold
+     * it back and write both together may. The last frame of a run is sent with {@code more} false.
+     */
+    default void send(String frame, boolean more, Runnable written, java.util.function.Consumer<Throwable> failed) {
+        send(frame, written, failed);
+    }
+
+    /**
+     * Writes the sink accepts before earlier ones complete. A response stream takes one at a time;
+     * a WebSocket session queues frames and gathers them into one write.
+     */
+    default int maxInFlight() {
+        return 1;
+    }
 
     /** Ends the connection because the client is too slow, saying so. */
     void closeTooSlow(String reason);

@@ -6,8 +6,12 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * The outbound queue of one socket, bounded in bytes. Frames go out one at a time, in the order
- * they were offered. A client that falls behind first gets the token frames of a request merged
+ * The outbound queue of one socket, bounded in bytes. Frames go out in the order they were
+ * offered, up to {@link FrameSink#maxInFlight()} of them handed to the sink at once so a transport
+ * that gathers writes (WebSocket) puts several frames in one system call. Given an executor, the
+ * writing happens there rather than on the thread that offered: the threads that feed many sockets
+ * (the producer's acknowledgements, the token router) only queue, and frames that queued meanwhile
+ * go out together. A client that falls behind first gets the token frames of a request merged
  * into fewer frames (one frame carries {@code seq} .. {@code seq_end} and their joined text); only
  * when even that leaves more than the bound queued is it closed, with a reason saying why. Offering
  * never blocks, so a slow socket never slows the thread that feeds every socket. No callback runs
@@ -23,8 +27,16 @@ public final class Outbox {
     private final ArrayDeque<Entry> queue = new ArrayDeque<>();
     /** The last queued, not yet written, token entry of each request: where the next token may merge. */
     private final Map<String, Entry> mergeable = new HashMap<>();
+    private final int maxInFlight;
+    private final java.util.concurrent.Executor executor;
+    /** A drain is queued on the executor and has not started. */
+    private boolean scheduled;
+    /** Bytes offered and not yet written: queued here or handed to the sink. */
     private long queuedBytes;
-    private boolean writing;
+    /** Frames handed to the sink whose write has not completed. */
+    private int inFlight;
+    /** A thread is handing frames to the sink; only one does, so the sink sees them in order. */
+    private boolean draining;
     private boolean closed;
     private long coalescedTokens;
 
@@ -60,9 +72,16 @@ public final class Outbox {
     }
 
     public Outbox(FrameSink sink, long maxBytes) {
+        this(sink, maxBytes, null);
+    }
+
+    /** With {@code executor} null, the thread that offers a frame also writes it. */
+    public Outbox(FrameSink sink, long maxBytes, java.util.concurrent.Executor executor) {
+        this.executor = executor;
         this.sink = sink;
         this.maxBytes = maxBytes;
         this.coalesceAt = maxBytes / 4;
+        this.maxInFlight = Math.max(1, sink.maxInFlight());
     }
 
     /** Queues a frame that is never merged; false when the socket is closed or was just closed for being too slow. */
@@ -76,7 +95,7 @@ public final class Outbox {
     }
 
     private boolean enqueue(Entry entry, TokenEvent token) {
-        Entry next;
+        boolean tooSlow = false;
         synchronized (this) {
             if (closed) {
                 return false;
@@ -108,57 +127,99 @@ public final class Outbox {
                 queue.clear();
                 mergeable.clear();
                 queuedBytes = 0;
-                next = null;
-            } else if (merged || writing) {
+                tooSlow = true;
+            } else if (merged) {
                 return true;
-            } else {
-                writing = true;
-                next = takeNext();
             }
         }
-        if (next == null) {
+        if (tooSlow) {
             // Over the bound even after merging: the last resort, outside the lock.
             sink.closeTooSlow("client too slow: more than " + maxBytes + " bytes of frames waiting even after merging tokens");
             return false;
         }
-        write(next);
+        if (executor == null) {
+            drain();
+        } else {
+            schedule();
+        }
         return true;
     }
 
-    /** The head entry, which from now on can no longer be merged into. */
-    private Entry takeNext() {
-        Entry head = queue.peek();
-        if (head != null && head.first != null && mergeable.get(head.first.getRequestId()) == head) {
-            mergeable.remove(head.first.getRequestId());
+    private void schedule() {
+        synchronized (this) {
+            if (draining || scheduled) {
+                return;
+            }
+            scheduled = true;
         }
-        return head;
+        try {
+            executor.execute(() -> {
+                synchronized (this) {
+                    scheduled = false;
+                }
+                drain();
+            });
+        } catch (java.util.concurrent.RejectedExecutionException stopping) {
+            synchronized (this) {
+                scheduled = false;
+            }
+            drain();
+        }
     }
 
-    private void write(Entry entry) {
-        sink.send(entry.render(), this::written, x -> {
+    /**
+     * Hands queued frames to the sink while it has room. A thread that finds another one draining
+     * leaves: the state it changed is seen by the drainer, whose check for more work and whose
+     * exit happen under the same lock. A write that completes inside {@code send} therefore only
+     * updates counts; it never recurses.
+     */
+    private void drain() {
+        synchronized (this) {
+            if (draining) {
+                return;
+            }
+            draining = true;
+        }
+        while (true) {
+            Entry next;
+            boolean more;
+            synchronized (this) {
+                if (closed || inFlight >= maxInFlight || queue.isEmpty()) {
+                    draining = false;
+                    return;
+                }
+                next = queue.poll();
+                if (next.first != null && mergeable.get(next.first.getRequestId()) == next) {
+                    mergeable.remove(next.first.getRequestId());
+                }
+                inFlight++;
+                // Only this thread hands frames over, so a frame sent with more to follow is followed.
+                more = !queue.isEmpty() && inFlight < maxInFlight;
+            }
+            write(next, more);
+        }
+    }
+
+    private void write(Entry entry, boolean more) {
+        sink.send(entry.render(), more, () -> written(entry), x -> {
             synchronized (Outbox.this) {
                 closed = true;
                 queue.clear();
                 mergeable.clear();
                 queuedBytes = 0;
-                writing = false;
             }
         });
     }
 
-    private void written() {
-        Entry next;
+    private void written(Entry entry) {
         synchronized (this) {
-            Entry done = queue.poll();
-            if (done != null) {
-                queuedBytes -= done.bytes;
+            inFlight--;
+            if (closed) {
+                return;
             }
-            next = closed ? null : takeNext();
-            writing = next != null;
+            queuedBytes -= entry.bytes;
         }
-        if (next != null) {
-            write(next);
-        }
+        drain();
     }
 
     public synchronized boolean isClosed() {

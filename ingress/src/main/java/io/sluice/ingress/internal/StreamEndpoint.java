@@ -49,10 +49,12 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private final Clock clock;
     private final Map<String, Subscription> streams = new ConcurrentHashMap<>();
     private Outbox outbox;
+    private final java.util.concurrent.Executor writer;
 
     public StreamEndpoint(Principal principal, RequestSubmitter submitter, Producer<String, SpecificRecord> producer,
             Topics topics, TokenRouter router, long outboundBytes, boolean cancelOnDisconnect, int maxInFlight, Clock clock,
-            java.util.function.Consumer<StreamEndpoint> onClose) {
+            java.util.function.Consumer<StreamEndpoint> onClose, java.util.concurrent.Executor writer) {
+        this.writer = writer;
         this.principal = principal;
         this.submitter = submitter;
         this.registry = submitter.registry();
@@ -69,7 +71,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     @Override
     public void onWebSocketOpen(Session session) {
         this.session = session;
-        this.outbox = new Outbox(new WebSocketSink(session), outboundBytes);
+        this.outbox = new Outbox(new WebSocketSink(session), outboundBytes, writer);
     }
 
     /** Requests this socket still follows. */

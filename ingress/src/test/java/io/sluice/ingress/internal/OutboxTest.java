@@ -104,4 +104,154 @@ class OutboxTest {
         assertThat(sent).noneMatch(f -> f.contains("seq_end"));
         assertThat(outbox.coalescedTokens()).isZero();
     }
+
+    @Test
+    void aSinkThatGathersWritesGetsSeveralFramesAtOnceInOrderAndNoMoreThanItsLimit() {
+        List<String> out = new ArrayList<>();
+        List<Runnable> held = new ArrayList<>();
+        FrameSink gathering = new FrameSink() {
+            @Override
+            public void send(String frame, Runnable written, java.util.function.Consumer<Throwable> failed) {
+                out.add(frame);
+                held.add(written);
+            }
+
+            @Override
+            public int maxInFlight() {
+                return 4;
+            }
+
+            @Override
+            public void closeTooSlow(String reason) {
+                closes.add(reason);
+            }
+        };
+        Outbox outbox = new Outbox(gathering, 100_000);
+        for (int i = 0; i < 10; i++) {
+            outbox.offer("{\"n\":" + i + "}");
+        }
+        assertThat(out).as("handed over without waiting for the first write").hasSize(4);
+        held.remove(0).run();
+        assertThat(out).hasSize(5);
+        while (!held.isEmpty()) {
+            held.remove(0).run();
+        }
+        assertThat(out).containsExactlyElementsOf(java.util.stream.IntStream.range(0, 10).mapToObj(i -> "{\"n\":" + i + "}").toList());
+        assertThat(outbox.queuedBytes()).isZero();
+    }
+
+    @Test
+    void writesThatCompleteInsideSendNeitherRecurseNorReorder() {
+        List<String> out = new ArrayList<>();
+        List<Runnable> held = new ArrayList<>();
+        boolean[] hold = {true};
+        FrameSink immediate = new FrameSink() {
+            @Override
+            public void send(String frame, Runnable written, java.util.function.Consumer<Throwable> failed) {
+                out.add(frame);
+                if (hold[0]) {
+                    held.add(written);
+                } else {
+                    written.run();
+                }
+            }
+
+            @Override
+            public int maxInFlight() {
+                return 2;
+            }
+
+            @Override
+            public void closeTooSlow(String reason) {
+                closes.add(reason);
+            }
+        };
+        Outbox outbox = new Outbox(immediate, 100_000_000);
+        for (int seq = 0; seq < 50_000; seq++) {
+            outbox.offer("{\"type\":\"token\",\"seq\":" + seq + "}");
+        }
+        assertThat(out).hasSize(2);
+        // The backlog now drains with every write completing inside send: one loop, not 50,000 nested calls.
+        hold[0] = false;
+        held.forEach(Runnable::run);
+        assertThat(out).hasSize(50_000);
+        for (int seq = 0; seq < 50_000; seq += 997) {
+            assertThat(out.get(seq)).contains("\"seq\":" + seq + "}");
+        }
+        assertThat(out.get(49_999)).contains("\"seq\":49999");
+        assertThat(outbox.queuedBytes()).isZero();
+        assertThat(closes).isEmpty();
+    }
+
+    @Test
+    void writingOnAnExecutorKeepsEachRequestsOrderUnderConcurrentOffersAndCompletions() throws Exception {
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+        java.util.concurrent.ExecutorService network = java.util.concurrent.Executors.newFixedThreadPool(2);
+        List<String> out = java.util.Collections.synchronizedList(new ArrayList<>());
+        java.util.concurrent.atomic.AtomicInteger outstanding = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger maxOutstanding = new java.util.concurrent.atomic.AtomicInteger();
+        FrameSink async = new FrameSink() {
+            @Override
+            public void send(String frame, Runnable written, java.util.function.Consumer<Throwable> failed) {
+                out.add(frame);
+                maxOutstanding.accumulateAndGet(outstanding.incrementAndGet(), Math::max);
+                // Some writes complete at once, the rest later on another thread, as on a real socket.
+                if (frame.hashCode() % 3 == 0) {
+                    outstanding.decrementAndGet();
+                    written.run();
+                } else {
+                    network.execute(() -> {
+                        outstanding.decrementAndGet();
+                        written.run();
+                    });
+                }
+            }
+
+            @Override
+            public int maxInFlight() {
+                return 8;
+            }
+
+            @Override
+            public void closeTooSlow(String reason) {
+                closes.add(reason);
+            }
+        };
+        Outbox outbox = new Outbox(async, 100_000_000, pool);
+        int perRequest = 20_000;
+        List<Thread> feeders = new ArrayList<>();
+        for (String request : List.of("a", "b")) {
+            Thread t = new Thread(() -> {
+                for (int seq = 0; seq < perRequest; seq++) {
+                    outbox.offerToken(token(request, seq));
+                }
+            });
+            t.start();
+            feeders.add(t);
+        }
+        for (Thread t : feeders) {
+            t.join();
+        }
+        long until = System.nanoTime() + 30_000_000_000L;
+        while (outbox.queuedBytes() > 0 && System.nanoTime() < until) {
+            Thread.sleep(10);
+        }
+        pool.shutdown();
+        network.shutdown();
+        assertThat(outbox.queuedBytes()).isZero();
+        assertThat(maxOutstanding.get()).isLessThanOrEqualTo(8);
+        java.util.Map<String, Integer> next = new java.util.HashMap<>(java.util.Map.of("a", 0, "b", 0));
+        synchronized (out) {
+            for (String frame : out) {
+                JsonNode f = Frames.JSON.readTree(frame);
+                String request = f.path("request_id").asText();
+                int from = f.path("seq").asInt();
+                int to = f.has("seq_end") ? f.path("seq_end").asInt() : from;
+                assertThat(from).as("request %s continues where it left off", request).isEqualTo(next.get(request));
+                next.put(request, to + 1);
+            }
+        }
+        assertThat(next).containsEntry("a", perRequest).containsEntry("b", perRequest);
+        assertThat(closes).isEmpty();
+    }
 }
