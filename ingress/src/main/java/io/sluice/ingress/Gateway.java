@@ -77,7 +77,12 @@ public final class Gateway implements AutoCloseable {
                 ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ProducerConfig.ACKS_CONFIG, "all",
                 ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true,
-                ProducerConfig.LINGER_MS_CONFIG, 1,
+                // Kafka 4's own default; at load it fills batches, idle it adds at most 5 ms to accepted.
+                ProducerConfig.LINGER_MS_CONFIG, 5,
+                // Request ids are unique and no consumer relies on where a request lands (workers
+                // claim by idempotency key in Redis and read every control partition), so records
+                // fill one batch at a time instead of one small batch per partition.
+                ProducerConfig.PARTITIONER_IGNORE_KEYS_CONFIG, true,
                 ProducerConfig.MAX_BLOCK_MS_CONFIG, 5000,
                 ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000,
                 ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 30_000,
