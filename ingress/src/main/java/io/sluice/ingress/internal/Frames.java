@@ -15,24 +15,38 @@ public final class Frames {
     private Frames() {
     }
 
+    /** Written directly: one is sent per request, and a tree per frame costs more than the request's own encoding. */
     public static String accepted(String clientId, String requestId, boolean duplicate) {
-        ObjectNode n = JSON.createObjectNode().put("type", "accepted");
-        n.put("id", clientId);
-        n.put("request_id", requestId).put("duplicate", duplicate);
-        return n.toString();
+        StringBuilder b = new StringBuilder(96).append("{\"type\":\"accepted\",\"id\":");
+        quoted(b, clientId).append(",\"request_id\":");
+        return quoted(b, requestId).append(",\"duplicate\":").append(duplicate).append('}').toString();
     }
 
+    private static StringBuilder quoted(StringBuilder b, String s) {
+        if (s == null) {
+            return b.append("null");
+        }
+        b.append('"');
+        com.fasterxml.jackson.core.io.JsonStringEncoder.getInstance().quoteAsString(s, b);
+        return b.append('"');
+    }
+
+    /** Written directly, like {@link #accepted}: every generated token of every stream is one of these. */
     public static String token(TokenEvent t) {
-        ObjectNode n = JSON.createObjectNode().put("type", "token").put("request_id", t.getRequestId())
-                .put("seq", t.getSeq()).put("text", t.getText()).put("token_id", t.getTokenId());
         if (t.getLogprob() != null) {
+            ObjectNode n = JSON.createObjectNode().put("type", "token").put("request_id", t.getRequestId())
+                    .put("seq", t.getSeq()).put("text", t.getText()).put("token_id", t.getTokenId());
             n.put("logprob", t.getLogprob());
             ArrayNode top = n.putArray("top_logprobs");
             for (TokenLogprob lp : t.getTopLogprobs()) {
                 top.addObject().put("token_id", lp.getTokenId()).put("text", lp.getText()).put("logprob", lp.getLogprob());
             }
+            return n.toString();
         }
-        return n.toString();
+        StringBuilder b = new StringBuilder(64 + t.getRequestId().length() + t.getText().length())
+                .append("{\"type\":\"token\",\"request_id\":");
+        quoted(b, t.getRequestId()).append(",\"seq\":").append(t.getSeq()).append(",\"text\":");
+        return quoted(b, t.getText()).append(",\"token_id\":").append(t.getTokenId()).append('}').toString();
     }
 
     /** Several tokens of one request in one frame, for a client that fell behind. */
