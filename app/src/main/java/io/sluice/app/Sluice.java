@@ -389,14 +389,17 @@ public final class Sluice {
     @Command(name = "accept", description = "Accepted requests/s through a gateway beside Kafka's own ProducerPerformance "
             + "with the same record size, on a broker and Redis this command starts.")
     static final class BenchAccept implements Callable<Integer> {
-        @Option(names = "--requests", defaultValue = "20000", description = "Requests per side.")
+        @Option(names = "--requests", defaultValue = "100000", description = "Requests per side.")
         int requests;
         @Option(names = "--connections", defaultValue = "8", description = "Sockets sending requests.")
         int connections;
+        @Option(names = "--warmup", defaultValue = "30000", description = "Requests sent through the gateway, unmeasured, "
+                + "before the measured ones, so the measurement sees compiled code rather than the JIT compiling it.")
+        int warmup;
 
         @Override
         public Integer call() throws Exception {
-            System.out.printf("sluice bench accept --requests %d --connections %d%n", requests, connections);
+            System.out.printf("sluice bench accept --requests %d --connections %d --warmup %d%n", requests, connections, warmup);
             try (BenchStack stack = new BenchStack("sluice-bench-accept")) {
                 EmbeddedKafka kafka = stack.kafka;
                 Topics topics = stack.topics;
@@ -410,7 +413,7 @@ public final class Sluice {
                 // Baseline: Kafka's own producer benchmark, same broker, same acks and idempotence, same record size.
                 Process perf = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(), "--num-records", String.valueOf(requests), "--record-size",
                         String.valueOf(recordSize), "--throughput", "-1", "--producer-props",
-                        "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=1")
+                        "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5")
                         .redirectErrorStream(true).start();
                 String perfOut = new String(perf.getInputStream().readAllBytes());
                 perf.waitFor();
@@ -418,9 +421,19 @@ public final class Sluice {
                 double baseline = Double.parseDouble(summary.replaceAll(".*records sent, ([0-9.]+) records/sec.*", "$1"));
 
                 String token = stack.token;
-                try (Gateway gateway = Gateway.start(stack.gatewayConfig())) {
-                    io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, Math.max(1, requests / 20 / connections),
-                            generate);
+                Map<String, Object> settings = new HashMap<>(stack.gatewayConfig().originals());
+                // No worker runs here, so every request stays open; closing the warm-up's sockets
+                // would otherwise cancel all of them while the measured run is under way.
+                settings.put(GatewayConfig.CANCEL_ON_DISCONNECT, false);
+                try (Gateway gateway = Gateway.start(new GatewayConfig(settings))) {
+                    if (warmup > 0) {
+                        io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, Math.max(1, warmup / connections),
+                                generate);
+                        long quietBy = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+                        while (gateway.openSockets() > 0 && System.nanoTime() < quietBy) {
+                            Thread.sleep(50);
+                        }
+                    }
                     var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
                             generate);
                     System.out.printf("record size %d bytes%n", recordSize);

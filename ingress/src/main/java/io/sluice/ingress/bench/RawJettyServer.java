@@ -33,11 +33,30 @@ public final class RawJettyServer implements AutoCloseable {
     /** Sessions open on any raw server of this JVM (a benchmark runs one at a time). */
     static final java.util.Set<Session> OPEN = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
-    /** Sends {@code frame} to every open session, without waiting. */
-    public void pushToAll(String frame) {
-        for (Session s : OPEN) {
-            s.sendText(frame, org.eclipse.jetty.websocket.api.Callback.NOOP);
+    /**
+     * Sends {@code frame} to every open session, without waiting. The sessions are split in one
+     * slice per core, each pushed by a task on the server's own pool, so the baseline uses the
+     * cores the way a broadcast written with Jetty would, not one thread for every write. It returns
+     * once every session has the frame queued, so the frames of successive calls stay in order.
+     */
+    public void pushToAll(String frame) throws InterruptedException {
+        java.util.List<Session> all = java.util.List.copyOf(OPEN);
+        int slices = Math.max(1, Runtime.getRuntime().availableProcessors());
+        int per = Math.max(1, (all.size() + slices - 1) / slices);
+        java.util.concurrent.CountDownLatch queued = new java.util.concurrent.CountDownLatch((all.size() + per - 1) / per);
+        for (int from = 0; from < all.size(); from += per) {
+            java.util.List<Session> slice = all.subList(from, Math.min(all.size(), from + per));
+            server.getThreadPool().execute(() -> {
+                try {
+                    for (Session s : slice) {
+                        s.sendText(frame, org.eclipse.jetty.websocket.api.Callback.NOOP);
+                    }
+                } finally {
+                    queued.countDown();
+                }
+            });
         }
+        queued.await();
     }
 
     public int openSessions() {
