@@ -176,7 +176,8 @@ public final class HttpApi {
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream;charset=utf-8");
         response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");
         SseSink sink = new SseSink(response, callback);
-        Outbox outbox = new Outbox(sink, outboundBytes);
+        // Writes on the server's pool, as for sockets: the router's thread only queues.
+        Outbox outbox = new Outbox(sink, outboundBytes, request.getComponents().getExecutor());
         Subscription[] sub = new Subscription[1];
         sink.onEnd(() -> {
             if (sub[0] != null) {
