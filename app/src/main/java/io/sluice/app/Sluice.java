@@ -434,9 +434,17 @@ public final class Sluice {
                             Thread.sleep(50);
                         }
                     }
+                    long before = endOffsets(kafka.bootstrapServers(), topics.requests());
                     var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
                             generate);
+                    long written = endOffsets(kafka.bootstrapServers(), topics.requests()) - before;
                     System.out.printf("record size %d bytes%n", recordSize);
+                    // Every accepted frame counted must stand for a request on the topic.
+                    System.out.printf("requests on %s during the run: %d of %d accepted%n", topics.requests(), written,
+                            r.requests() - r.errors());
+                    if (written != r.requests() - r.errors()) {
+                        throw new IllegalStateException("accepted frames and records on the topic disagree");
+                    }
                     System.out.printf("ProducerPerformance (acks=all, idempotent): %.0f records/s%n  %s%n", baseline, summary.trim());
                     System.out.printf("gateway accepted (acks=all, idempotent):    %.0f requests/s over %d sockets, %d errors%n",
                             r.perSecond(), connections, r.errors());
@@ -444,6 +452,19 @@ public final class Sluice {
                 }
             }
             return 0;
+        }
+    }
+
+    /** The sum of the end offsets of {@code topic}'s partitions: how many records it has had. */
+    static long endOffsets(String bootstrap, String topic) throws Exception {
+        try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap))) {
+            var partitions = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions();
+            Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.OffsetSpec> latest = new HashMap<>();
+            for (var p : partitions) {
+                latest.put(new org.apache.kafka.common.TopicPartition(topic, p.partition()),
+                        org.apache.kafka.clients.admin.OffsetSpec.latest());
+            }
+            return admin.listOffsets(latest).all().get().values().stream().mapToLong(i -> i.offset()).sum();
         }
     }
 

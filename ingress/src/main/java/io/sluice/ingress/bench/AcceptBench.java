@@ -1,46 +1,27 @@
 package io.sluice.ingress.bench;
 
+import java.io.EOFException;
+import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.net.URI;
+import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
-import org.eclipse.jetty.websocket.api.Callback;
-import org.eclipse.jetty.websocket.api.Session;
-import org.eclipse.jetty.websocket.client.ClientUpgradeRequest;
-import org.eclipse.jetty.websocket.client.WebSocketClient;
 
 /**
  * Accepted requests per second through a gateway: {@code connections} sockets each send
  * {@code perConnection} generate messages back to back and count the {@code accepted} frames,
  * each of which the gateway sends only after Kafka acknowledged the request (acks=all).
+ *
+ * <p>The load generator shares the machine with the gateway, the broker and Redis, so it is as
+ * cheap as ProducerPerformance's own: one selector thread, every frame masked once in advance
+ * and written in large chunks, and replies told apart by the frame type the gateway writes first.
  */
 public final class AcceptBench {
-    /** Jetty calls listener methods through method handles, so the listener is public. */
-    public static final class Counter implements Session.Listener.AutoDemanding {
-        final CountDownLatch done;
-        final AtomicInteger errors;
-
-        Counter(CountDownLatch done, AtomicInteger errors) {
-            this.done = done;
-            this.errors = errors;
-        }
-
-        /**
-         * The load generator shares the machine with the gateway, so it reads only the frame type,
-         * which the gateway writes first; FramesTest holds the frame to standard JSON.
-         */
-        @Override
-        public void onWebSocketText(String message) {
-            if (message.startsWith("{\"type\":\"accepted\"")) {
-                done.countDown();
-            } else if (message.startsWith("{\"type\":\"error\"")) {
-                errors.incrementAndGet();
-                done.countDown();
-            }
-        }
-    }
 
     /** Result of a run. */
     public record Result(int requests, int errors, double seconds) {
@@ -49,43 +30,169 @@ public final class AcceptBench {
         }
     }
 
+    /** One socket: what it still has to write and what it has read so far. */
+    private static final class Conn {
+        final SocketChannel channel;
+        final ByteBuffer out;
+        final ByteBuffer in = ByteBuffer.allocate(256 * 1024);
+
+        Conn(SocketChannel channel, ByteBuffer out) {
+            this.channel = channel;
+            this.out = out;
+        }
+    }
+
     private AcceptBench() {
     }
 
     public static Result run(String url, String token, int connections, int perConnection, String generate) throws Exception {
-        WebSocketClient client = new WebSocketClient();
-        client.start();
-        try {
-            CountDownLatch done = new CountDownLatch(connections * perConnection);
-            AtomicInteger errors = new AtomicInteger();
-            List<Session> sessions = new ArrayList<>();
+        URI uri = URI.create(url);
+        byte[] frame = maskedTextFrame(generate.getBytes(StandardCharsets.UTF_8));
+        List<Conn> conns = new ArrayList<>();
+        try (Selector selector = Selector.open()) {
             for (int i = 0; i < connections; i++) {
-                ClientUpgradeRequest req = new ClientUpgradeRequest();
-                req.setHeader("Authorization", "Bearer " + token);
-                sessions.add(client.connect(new Counter(done, errors), URI.create(url), req).get(10, TimeUnit.SECONDS));
+                SocketChannel ch = handshake(uri, token);
+                ByteBuffer out = ByteBuffer.allocate(frame.length * perConnection);
+                for (int n = 0; n < perConnection; n++) {
+                    out.put(frame);
+                }
+                out.flip();
+                ch.configureBlocking(false);
+                Conn c = new Conn(ch, out);
+                ch.register(selector, SelectionKey.OP_READ | SelectionKey.OP_WRITE, c);
+                conns.add(c);
             }
+            int expected = connections * perConnection;
+            int answered = 0;
+            int errors = 0;
             long t0 = System.nanoTime();
-            List<Thread> senders = new ArrayList<>();
-            for (Session s : sessions) {
-                Thread t = new Thread(() -> {
-                    for (int i = 0; i < perConnection; i++) {
-                        s.sendText(generate, Callback.NOOP);
+            long deadline = t0 + 300_000_000_000L;
+            while (answered < expected) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("not every request was answered: " + (expected - answered) + " left");
+                }
+                selector.select(200);
+                for (SelectionKey key : selector.selectedKeys()) {
+                    Conn c = (Conn) key.attachment();
+                    if (key.isWritable()) {
+                        c.channel.write(c.out);
+                        if (!c.out.hasRemaining()) {
+                            key.interestOps(SelectionKey.OP_READ);
+                        }
                     }
-                });
-                t.start();
-                senders.add(t);
-            }
-            for (Thread t : senders) {
-                t.join();
-            }
-            if (!done.await(300, TimeUnit.SECONDS)) {
-                throw new IllegalStateException("not every request was answered: " + done.getCount() + " left");
+                    if (key.isReadable()) {
+                        if (c.channel.read(c.in) < 0) {
+                            throw new EOFException("the gateway closed a socket");
+                        }
+                        int[] counts = readFrames(c.in);
+                        answered += counts[0] + counts[1];
+                        errors += counts[1];
+                    }
+                }
+                selector.selectedKeys().clear();
             }
             double seconds = (System.nanoTime() - t0) / 1e9;
-            sessions.forEach(Session::close);
-            return new Result(connections * perConnection, errors.get(), seconds);
+            return new Result(expected, errors, seconds);
         } finally {
-            client.stop();
+            for (Conn c : conns) {
+                c.channel.close();
+            }
         }
+    }
+
+    /** Consumes the whole frames in {@code in}; returns how many were accepted and how many errors. */
+    static int[] readFrames(ByteBuffer in) {
+        int accepted = 0;
+        int errors = 0;
+        in.flip();
+        while (in.remaining() >= 2) {
+            in.mark();
+            int opcode = in.get() & 0x0f;
+            long len = in.get() & 0x7f;
+            if (len == 126) {
+                if (in.remaining() < 2) {
+                    in.reset();
+                    break;
+                }
+                len = in.getShort() & 0xffff;
+            } else if (len == 127) {
+                if (in.remaining() < 8) {
+                    in.reset();
+                    break;
+                }
+                len = in.getLong();
+            }
+            if (in.remaining() < len) {
+                in.reset();
+                break;
+            }
+            int start = in.position();
+            if (opcode == 1) {
+                if (startsWith(in, start, len, "{\"type\":\"accepted\"")) {
+                    accepted++;
+                } else if (startsWith(in, start, len, "{\"type\":\"error\"")) {
+                    errors++;
+                }
+            }
+            in.position(start + (int) len);
+        }
+        in.compact();
+        return new int[] {accepted, errors};
+    }
+
+    private static boolean startsWith(ByteBuffer in, int start, long len, String prefix) {
+        if (len < prefix.length()) {
+            return false;
+        }
+        for (int i = 0; i < prefix.length(); i++) {
+            if (in.get(start + i) != prefix.charAt(i)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** A client-to-server text frame (RFC 6455 requires clients to mask), masked once for reuse. */
+    static byte[] maskedTextFrame(byte[] payload) {
+        ByteBuffer f = ByteBuffer.allocate(payload.length + 14);
+        f.put((byte) 0x81);
+        if (payload.length < 126) {
+            f.put((byte) (0x80 | payload.length));
+        } else if (payload.length <= 0xffff) {
+            f.put((byte) (0x80 | 126)).putShort((short) payload.length);
+        } else {
+            f.put((byte) (0x80 | 127)).putLong(payload.length);
+        }
+        byte[] mask = {0x1b, 0x2c, 0x3d, 0x4e};
+        f.put(mask);
+        for (int i = 0; i < payload.length; i++) {
+            f.put((byte) (payload[i] ^ mask[i & 3]));
+        }
+        f.flip();
+        byte[] out = new byte[f.remaining()];
+        f.get(out);
+        return out;
+    }
+
+    /** Opens a socket and upgrades it to WebSocket with the bearer token, blocking until the 101 arrives. */
+    private static SocketChannel handshake(URI uri, String token) throws IOException {
+        SocketChannel ch = SocketChannel.open(new InetSocketAddress(uri.getHost(), uri.getPort()));
+        String host = uri.getHost() + ":" + uri.getPort();
+        ch.write(ByteBuffer.wrap(("GET " + uri.getRawPath() + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\n"
+                + "Connection: Upgrade\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n"
+                + "Authorization: Bearer " + token + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII)));
+        StringBuilder head = new StringBuilder();
+        ByteBuffer one = ByteBuffer.allocate(1);
+        while (!head.toString().endsWith("\r\n\r\n")) {
+            one.clear();
+            if (ch.read(one) < 0) {
+                throw new EOFException("closed during the handshake: " + head);
+            }
+            head.append((char) one.get(0));
+        }
+        if (!head.toString().startsWith("HTTP/1.1 101")) {
+            throw new IOException("handshake refused: " + head.toString().lines().findFirst().orElse(""));
+        }
+        return ch;
     }
 }
