@@ -227,12 +227,8 @@ public final class TokenRouter implements AutoCloseable {
             subs.computeIfAbsent(p.subscription().requestId(), k -> new ArrayList<>()).add(p.subscription());
             since = Math.min(since, p.sinceMillis());
         }
-        try (KafkaConsumer<String, byte[]> history = new KafkaConsumer<>(Map.of(
-                ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
-                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
-                ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 2000,
-                ConsumerConfig.CLIENT_ID_CONFIG, "sluice-token-replay"),
-                new StringDeserializer(), new ByteArrayDeserializer())) {
+        KafkaConsumer<String, byte[]> history = historyReader.get();
+        try {
             history.assign(List.of(tp));
             // Every subscription of the batch was registered before this end offset was read.
             long end = history.endOffsets(List.of(tp)).get(tp);
@@ -264,7 +260,30 @@ public final class TokenRouter implements AutoCloseable {
             }
         } catch (RuntimeException e) {
             log.warn("Replay of partition {} for {} subscriptions failed: {}", partition, batch.size(), e.toString());
+            // Start the next replay on a fresh reader rather than one in an unknown state.
+            historyReader.remove();
+            historyReaders.remove(history);
+            history.close(Duration.ZERO);
         }
+    }
+
+    /**
+     * One group-free reader per replay thread, kept between replays: building a consumer (its
+     * metrics, its connection) cost more CPU than the replay itself, and an attach storm after a
+     * gateway loss runs hundreds of replays.
+     */
+    private final List<KafkaConsumer<String, byte[]>> historyReaders = new CopyOnWriteArrayList<>();
+    private final ThreadLocal<KafkaConsumer<String, byte[]>> historyReader = ThreadLocal.withInitial(this::newHistoryReader);
+
+    private KafkaConsumer<String, byte[]> newHistoryReader() {
+        KafkaConsumer<String, byte[]> c = new KafkaConsumer<>(Map.of(
+                ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
+                ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 2000,
+                ConsumerConfig.CLIENT_ID_CONFIG, "sluice-token-replay"),
+                new StringDeserializer(), new ByteArrayDeserializer());
+        historyReaders.add(c);
+        return c;
     }
 
     void remove(Subscription s) {
@@ -434,9 +453,13 @@ public final class TokenRouter implements AutoCloseable {
     public void close() {
         running = false;
         replays.shutdownNow();
+        historyReaders.forEach(KafkaConsumer::wakeup);
         home.wakeup();
         try {
             thread.join(5000);
+            if (replays.awaitTermination(5, TimeUnit.SECONDS)) {
+                historyReaders.forEach(c -> c.close(Duration.ZERO));
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
