@@ -102,42 +102,17 @@ public final class AcceptBench {
 
     /** Consumes the whole frames in {@code in}; returns how many were accepted and how many errors. */
     static int[] readFrames(ByteBuffer in) {
-        int accepted = 0;
-        int errors = 0;
-        in.flip();
-        while (in.remaining() >= 2) {
-            in.mark();
-            int opcode = in.get() & 0x0f;
-            long len = in.get() & 0x7f;
-            if (len == 126) {
-                if (in.remaining() < 2) {
-                    in.reset();
-                    break;
-                }
-                len = in.getShort() & 0xffff;
-            } else if (len == 127) {
-                if (in.remaining() < 8) {
-                    in.reset();
-                    break;
-                }
-                len = in.getLong();
-            }
-            if (in.remaining() < len) {
-                in.reset();
-                break;
-            }
-            int start = in.position();
+        int[] counts = new int[2];
+        ServerFrames.forEach(in, (opcode, buf, start, len) -> {
             if (opcode == 1) {
-                if (startsWith(in, start, len, "{\"type\":\"accepted\"")) {
-                    accepted++;
-                } else if (startsWith(in, start, len, "{\"type\":\"error\"")) {
-                    errors++;
+                if (startsWith(buf, start, len, "{\"type\":\"accepted\"")) {
+                    counts[0]++;
+                } else if (startsWith(buf, start, len, "{\"type\":\"error\"")) {
+                    counts[1]++;
                 }
             }
-            in.position(start + (int) len);
-        }
-        in.compact();
-        return new int[] {accepted, errors};
+        });
+        return counts;
     }
 
     private static boolean startsWith(ByteBuffer in, int start, long len, String prefix) {

@@ -71,14 +71,9 @@ public final class StreamClients {
         }
         System.out.println("connected " + count);
         System.out.flush();
-        long[] latencies = new long[1 << 20];
-        int samples = 0;
-        long tokens = 0;
-        long dones = 0;
-        long firstNanos = 0;
-        long lastNanos = 0;
+        Tally tally = new Tally();
         long deadline = System.nanoTime() + 600_000_000_000L;
-        while (dones < count && System.nanoTime() < deadline) {
+        while (tally.dones < count && System.nanoTime() < deadline) {
             if (System.in.available() > 0 && System.in.read() < 0) {
                 break;
             }
@@ -90,65 +85,53 @@ public final class StreamClients {
                     key.cancel();
                     continue;
                 }
-                buf.flip();
-                while (buf.remaining() >= 2) {
-                    buf.mark();
-                    int b0 = buf.get() & 0xff;
-                    int b1 = buf.get() & 0x7f;
-                    long len = b1;
-                    if (b1 == 126) {
-                        if (buf.remaining() < 2) {
-                            buf.reset();
-                            break;
-                        }
-                        len = buf.getShort() & 0xffff;
-                    } else if (b1 == 127) {
-                        if (buf.remaining() < 8) {
-                            buf.reset();
-                            break;
-                        }
-                        len = buf.getLong();
+                ServerFrames.forEach(buf, (opcode, in, start, len) -> {
+                    if (opcode == 1) {
+                        tally.text(new String(in.array(), in.arrayOffset() + start, len, StandardCharsets.UTF_8));
                     }
-                    if (buf.remaining() < len) {
-                        buf.reset();
-                        break;
-                    }
-                    byte[] payload = new byte[(int) len];
-                    buf.get(payload);
-                    if ((b0 & 0x0f) != 1) {
-                        continue;
-                    }
-                    String json = new String(payload, StandardCharsets.UTF_8);
-                    long now = System.nanoTime();
-                    if (json.contains("\"type\":\"token\"")) {
-                        int t = json.indexOf("\"text\":\"") + 8;
-                        long sent = Long.parseLong(json.substring(t, json.indexOf('"', t)).trim());
-                        Instant i = Instant.now();
-                        long nowMicros = i.getEpochSecond() * 1_000_000L + i.getNano() / 1000;
-                        int seq = intAfter(json, "\"seq\":");
-                        int seqEnd = json.contains("\"seq_end\"") ? intAfter(json, "\"seq_end\":") : seq;
-                        tokens += seqEnd - seq + 1;
-                        if (samples < latencies.length) {
-                            latencies[samples++] = nowMicros - sent;
-                        }
-                        if (firstNanos == 0) {
-                            firstNanos = now;
-                        }
-                        lastNanos = now;
-                    } else if (json.contains("\"type\":\"done\"") || json.contains("\"type\":\"pushdone\"")) {
-                        dones++;
-                    }
-                }
-                buf.compact();
+                });
             }
             selector.selectedKeys().clear();
         }
-        long[] sorted = Arrays.copyOf(latencies, samples);
+        long[] sorted = Arrays.copyOf(tally.latencies, tally.samples);
         Arrays.sort(sorted);
+        int samples = tally.samples;
         long p50 = samples == 0 ? 0 : sorted[samples / 2];
         long p99 = samples == 0 ? 0 : sorted[Math.min(samples - 1, (int) (samples * 0.99))];
-        System.out.printf("tokens %d frames %d seconds %.3f p50us %d p99us %d done %d%n", tokens, samples,
-                (lastNanos - firstNanos) / 1e9, p50, p99, dones);
+        System.out.printf("tokens %d frames %d seconds %.3f p50us %d p99us %d done %d%n", tally.tokens, samples,
+                (tally.lastNanos - tally.firstNanos) / 1e9, p50, p99, tally.dones);
         System.out.flush();
+    }
+
+    /** What the text frames said: tokens (with their delivery latency) and ends. */
+    private static final class Tally {
+        final long[] latencies = new long[1 << 20];
+        int samples;
+        long tokens;
+        long dones;
+        long firstNanos;
+        long lastNanos;
+
+        void text(String json) {
+            long now = System.nanoTime();
+            if (json.contains("\"type\":\"token\"")) {
+                int t = json.indexOf("\"text\":\"") + 8;
+                long sent = Long.parseLong(json.substring(t, json.indexOf('"', t)).trim());
+                Instant i = Instant.now();
+                long nowMicros = i.getEpochSecond() * 1_000_000L + i.getNano() / 1000;
+                int seq = intAfter(json, "\"seq\":");
+                int seqEnd = json.contains("\"seq_end\"") ? intAfter(json, "\"seq_end\":") : seq;
+                tokens += seqEnd - seq + 1;
+                if (samples < latencies.length) {
+                    latencies[samples++] = nowMicros - sent;
+                }
+                if (firstNanos == 0) {
+                    firstNanos = now;
+                }
+                lastNanos = now;
+            } else if (json.contains("\"type\":\"done\"") || json.contains("\"type\":\"pushdone\"")) {
+                dones++;
+            }
+        }
     }
 }

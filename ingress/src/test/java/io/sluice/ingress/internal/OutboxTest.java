@@ -15,21 +15,43 @@ import org.junit.jupiter.api.Test;
  * cannot reach in reasonable time; SlowClientTest covers a real stalled socket).
  */
 class OutboxTest {
-    final List<String> sent = new ArrayList<>();
-    final List<Runnable> pending = new ArrayList<>();
     final List<String> closes = new ArrayList<>();
-    final FrameSink stalled = new FrameSink() {
+
+    /** Records every frame; holds each write's completion until the test runs it, unless {@code hold} is off. */
+    final class Recording implements FrameSink {
+        final List<String> sent = new ArrayList<>();
+        final List<Runnable> held = new ArrayList<>();
+        final int maxInFlight;
+        boolean hold = true;
+
+        Recording(int maxInFlight) {
+            this.maxInFlight = maxInFlight;
+        }
+
         @Override
         public void send(String frame, Runnable written, java.util.function.Consumer<Throwable> failed) {
             sent.add(frame);
-            pending.add(written);
+            if (hold) {
+                held.add(written);
+            } else {
+                written.run();
+            }
+        }
+
+        @Override
+        public int maxInFlight() {
+            return maxInFlight;
         }
 
         @Override
         public void closeTooSlow(String reason) {
             closes.add("1008 " + reason);
         }
-    };
+    }
+
+    final Recording stalled = new Recording(1);
+    final List<String> sent = stalled.sent;
+    final List<Runnable> pending = stalled.held;
 
     static TokenEvent token(String request, int seq) {
         return TokenEvent.newBuilder().setRequestId(request).setSeq(seq).setTokenId(seq).setText("tok" + seq + " ")
@@ -107,25 +129,9 @@ class OutboxTest {
 
     @Test
     void aSinkThatGathersWritesGetsSeveralFramesAtOnceInOrderAndNoMoreThanItsLimit() {
-        List<String> out = new ArrayList<>();
-        List<Runnable> held = new ArrayList<>();
-        FrameSink gathering = new FrameSink() {
-            @Override
-            public void send(String frame, Runnable written, java.util.function.Consumer<Throwable> failed) {
-                out.add(frame);
-                held.add(written);
-            }
-
-            @Override
-            public int maxInFlight() {
-                return 4;
-            }
-
-            @Override
-            public void closeTooSlow(String reason) {
-                closes.add(reason);
-            }
-        };
+        Recording gathering = new Recording(4);
+        List<String> out = gathering.sent;
+        List<Runnable> held = gathering.held;
         Outbox outbox = new Outbox(gathering, 100_000);
         for (int i = 0; i < 10; i++) {
             outbox.offer("{\"n\":" + i + "}");
@@ -142,38 +148,16 @@ class OutboxTest {
 
     @Test
     void writesThatCompleteInsideSendNeitherRecurseNorReorder() {
-        List<String> out = new ArrayList<>();
-        List<Runnable> held = new ArrayList<>();
-        boolean[] hold = {true};
-        FrameSink immediate = new FrameSink() {
-            @Override
-            public void send(String frame, Runnable written, java.util.function.Consumer<Throwable> failed) {
-                out.add(frame);
-                if (hold[0]) {
-                    held.add(written);
-                } else {
-                    written.run();
-                }
-            }
-
-            @Override
-            public int maxInFlight() {
-                return 2;
-            }
-
-            @Override
-            public void closeTooSlow(String reason) {
-                closes.add(reason);
-            }
-        };
+        Recording immediate = new Recording(2);
+        List<String> out = immediate.sent;
         Outbox outbox = new Outbox(immediate, 100_000_000);
         for (int seq = 0; seq < 50_000; seq++) {
             outbox.offer("{\"type\":\"token\",\"seq\":" + seq + "}");
         }
         assertThat(out).hasSize(2);
         // The backlog now drains with every write completing inside send: one loop, not 50,000 nested calls.
-        hold[0] = false;
-        held.forEach(Runnable::run);
+        immediate.hold = false;
+        new ArrayList<>(immediate.held).forEach(Runnable::run);
         assertThat(out).hasSize(50_000);
         for (int seq = 0; seq < 50_000; seq += 997) {
             assertThat(out.get(seq)).contains("\"seq\":" + seq + "}");
