@@ -396,6 +396,11 @@ public final class Sluice {
         @Option(names = "--warmup", defaultValue = "30000", description = "Requests sent through the gateway, unmeasured, "
                 + "before the measured ones, so the measurement sees compiled code rather than the JIT compiling it.")
         int warmup;
+        @Option(names = "--in-process", description = "Run the gateway inside this JVM, beside the broker, instead of "
+                + "as a process of its own (which is how it is deployed, with its own JIT and heap).")
+        boolean inProcess;
+        @Option(names = "--gateway-heap", defaultValue = "1g", description = "Heap of the gateway process.")
+        String gatewayHeap;
 
         @Override
         public Integer call() throws Exception {
@@ -425,7 +430,8 @@ public final class Sluice {
                 // No worker runs here, so every request stays open; closing the warm-up's sockets
                 // would otherwise cancel all of them while the measured run is under way.
                 settings.put(GatewayConfig.CANCEL_ON_DISCONNECT, false);
-                try (Gateway gateway = Gateway.start(new GatewayConfig(settings))) {
+                try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
+                        : GatewayUnderTest.process(settings, gatewayHeap)) {
                     if (warmup > 0) {
                         io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, Math.max(1, warmup / connections),
                                 generate);
@@ -438,7 +444,8 @@ public final class Sluice {
                     var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
                             generate);
                     long written = endOffsets(kafka.bootstrapServers(), topics.requests()) - before;
-                    System.out.printf("record size %d bytes%n", recordSize);
+                    System.out.printf("record size %d bytes; gateway %s%n", recordSize,
+                            inProcess ? "in this JVM" : "in its own JVM (-Xmx" + gatewayHeap + ")");
                     // Every accepted frame counted must stand for a request on the topic.
                     System.out.printf("requests on %s during the run: %d of %d accepted%n", topics.requests(), written,
                             r.requests() - r.errors());
@@ -452,6 +459,54 @@ public final class Sluice {
                 }
             }
             return 0;
+        }
+    }
+
+    /** The gateway a benchmark measures: in this JVM, or a process of its own configured the same way. */
+    interface GatewayUnderTest extends AutoCloseable {
+        String url();
+
+        int openSockets() throws Exception;
+
+        static GatewayUnderTest inProcess(GatewayConfig config) throws Exception {
+            Gateway g = Gateway.start(config);
+            return new GatewayUnderTest() {
+                public String url() {
+                    return g.url();
+                }
+
+                public int openSockets() {
+                    return g.openSockets();
+                }
+
+                public void close() throws Exception {
+                    g.close();
+                }
+            };
+        }
+
+        /** Runs {@code sluice gateway} with {@code settings} passed as the SLUICE_* variables it reads. */
+        static GatewayUnderTest process(Map<String, Object> settings, String heap) throws Exception {
+            int port = io.sluice.app.matrix.MatrixBench.freePort();
+            ProcessBuilder pb = BenchStack.java(heap, "io.sluice.app.Sluice", "gateway");
+            settings.forEach((k, v) -> pb.environment().put("SLUICE_" + k.toUpperCase().replace('.', '_'), String.valueOf(v)));
+            pb.environment().put("SLUICE_GATEWAY_PORT", String.valueOf(port));
+            java.nio.file.Path log = java.nio.file.Files.createTempFile("sluice-bench-gateway", ".log");
+            var role = new io.sluice.app.matrix.MatrixBench.Role("gateway", pb, log, port);
+            role.awaitReady(Duration.ofMinutes(2));
+            return new GatewayUnderTest() {
+                public String url() {
+                    return "ws://127.0.0.1:" + port + Gateway.PATH;
+                }
+
+                public int openSockets() {
+                    return (int) io.sluice.app.matrix.MatrixBench.sum(role.metrics(), "sluice_gateway_sockets", "");
+                }
+
+                public void close() throws Exception {
+                    role.close();
+                }
+            };
         }
     }
 

@@ -46,26 +46,26 @@ public final class MatrixBench {
     }
 
     /** A role running as a child process. */
-    static final class Role implements AutoCloseable {
+    public static final class Role implements AutoCloseable {
         final String name;
         final Process process;
         final Path log;
         final int port;
         final long startedNanos = System.nanoTime();
 
-        Role(String name, ProcessBuilder pb, Path log, int port) throws IOException {
+        public Role(String name, ProcessBuilder pb, Path log, int port) throws IOException {
             this.name = name;
             this.log = log;
             this.port = port;
             this.process = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
         }
 
-        String metrics() {
+        public String metrics() {
             return get("http://127.0.0.1:" + port + "/metrics");
         }
 
         /** Waits for /readyz; returns ms from process start. */
-        long awaitReady(Duration timeout) throws InterruptedException {
+        public long awaitReady(Duration timeout) throws InterruptedException {
             long deadline = System.nanoTime() + timeout.toNanos();
             while (System.nanoTime() < deadline) {
                 if (!process.isAlive()) {
@@ -138,7 +138,7 @@ public final class MatrixBench {
         }
     }
 
-    static double sum(String metrics, String name, String label) {
+    public static double sum(String metrics, String name, String label) {
         double total = 0;
         for (String line : metrics.split("\n")) {
             if (line.startsWith(name + "{") && line.contains(label)) {
@@ -148,7 +148,7 @@ public final class MatrixBench {
         return total;
     }
 
-    static int freePort() throws IOException {
+    public static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0)) {
             return s.getLocalPort();
         }
