@@ -893,6 +893,17 @@ public final class Worker implements AutoCloseable {
         return reconcileConflicts;
     }
 
+    /**
+     * Another worker took the request over: it is not finished, so its offset stays in flight here.
+     * Marking it finished would let this worker commit past it while the new holder may still die
+     * without finishing it; then no one would be handed it again. Instead the claim is looked at
+     * again once the new holder's lease could have lapsed: its stored outcome, its live lease, or a
+     * lapsed lease to take over and resume from the checkpoint.
+     */
+    private void lookAgainAfterTakeover(Work work) {
+        retryLater(work, lease.toMillis() + 10);
+    }
+
     private void retryLater(Work work, long millis) {
         work.dueNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
         waiting.add(work);
@@ -1145,7 +1156,7 @@ public final class Worker implements AutoCloseable {
                     if (results != null && results[i] < 0) {
                         log.warn("Request {} was taken over by another worker; stopping it here", g.id());
                         aborted.add(g);
-                        finished.add(a.work());
+                        lookAgainAfterTakeover(a.work());
                     } else if (results == null) {
                         if (outagePolicy.get(a.work().request.getTier()) == OutagePolicy.FAIL_CLOSED) {
                             // Nothing is published without its checkpoint: stop, and resume from the
@@ -1233,7 +1244,7 @@ public final class Worker implements AutoCloseable {
                 reconcileLater(new Reconcile(a.key(), a.streamId(), error != null, encoded));
             } else if (!recorded) {
                 log.warn("Request {} was taken over before it completed (fence {} is stale)", req.getRequestId(), a.fence());
-                finished.add(a.work());
+                lookAgainAfterTakeover(a.work());
                 return false;
             }
         }

@@ -227,4 +227,67 @@ class WorkerKafkaTest {
             }
         }
     }
+
+    /**
+     * A worker that stalls past its lease loses the request to another claimant. It must not treat
+     * the request as finished: committing past it would leave no one to hand it to if the new
+     * holder died. It keeps the offset, waits for the holder, and resumes once that lease lapses.
+     */
+    @Test
+    void aWorkerWhoseRequestIsTakenOverKeepsItsOffsetAndResumesWhenTheNewHolderDies() throws Exception {
+        try (KafkaFixture kafka = new KafkaFixture("takeover");
+             var store = io.sluice.idempotency.RedisIdempotencyStore.connect(java.net.URI.create(kafka.infra.redisUri()),
+                     "sluice:", Duration.ofMinutes(10))) {
+            Map<String, Object> props = kafka.workerProps("w-stalls");
+            props.put(WorkerConfig.LEASE_MS, 1000L);
+            java.util.concurrent.atomic.AtomicBoolean stallNext = new java.util.concurrent.atomic.AtomicBoolean();
+            Faults faults = new Faults() {
+                @Override
+                public void beforeStep() throws InterruptedException {
+                    // One stall longer than the lease; otherwise steps slow enough that the stream lasts.
+                    Thread.sleep(stallNext.compareAndSet(true, false) ? 1_600 : 20);
+                }
+            };
+            try (Worker worker = Worker.builder(new WorkerConfig(props)).model(model).faults(faults).start()) {
+                assertThat(worker.awaitAssignment(WAIT)).isTrue();
+                InferenceRequest r = KafkaFixture.request("The river", 150).build();
+                var sent = kafka.producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(kafka.topics.requests(),
+                        r.getRequestId(), r)).get();
+                TopicPartition tp = new TopicPartition(sent.topic(), sent.partition());
+                kafka.readUntil(kafka.topics.tokens(), rs -> tokens(rs).getOrDefault(r.getRequestId(), new TreeMap<>()).size() >= 5,
+                        WAIT, "the stream under way");
+                String key = io.sluice.idempotency.IdempotencyKeys.keyFor(r.getTenant(), r.getRequestId(), null, r.getMetadata());
+                stallNext.set(true);
+                io.sluice.idempotency.Claim taken = null;
+                long until = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                while (System.nanoTime() < until) {
+                    // The new holder never renews: it dies four seconds after taking the request over.
+                    io.sluice.idempotency.Claim c = store.claim(key, r.getRequestId(), "another-worker", Duration.ofSeconds(4));
+                    if (c.state() == io.sluice.idempotency.Claim.State.ACQUIRED) {
+                        taken = c;
+                        break;
+                    }
+                    Thread.sleep(50);
+                }
+                assertThat(taken).as("the lease lapsed while the worker stalled").isNotNull();
+                // The worker wakes (0.6 s from now), finds its fence stale and stops decoding; the request is
+                // not finished, and nothing may be committed past it while the new holder lives.
+                Thread.sleep(2_000);
+                try (Admin admin = Admin.create(Map.of("bootstrap.servers", kafka.infra.bootstrapServers()))) {
+                    OffsetAndMetadata committed = admin.listConsumerGroupOffsets(kafka.topics.prefix() + "workers")
+                            .partitionsToOffsetAndMetadata().get().get(tp);
+                    assertThat(committed == null ? 0 : committed.offset())
+                            .as("no commit past a request another worker holds").isLessThanOrEqualTo(sent.offset());
+                }
+                // Its lease ends without an outcome: the first worker takes the request back and finishes it.
+                var records = kafka.readUntil(kafka.topics.tokens(), rs -> results(rs).containsKey(r.getRequestId()), WAIT,
+                        "the request finished after all");
+                TreeMap<Integer, Set<Integer>> seqs = tokens(records).get(r.getRequestId());
+                assertThat(seqs.values()).as("one token per seq across the takeover").allMatch(s -> s.size() == 1);
+                assertThat(seqs.keySet()).containsExactlyElementsOf(java.util.stream.IntStream
+                        .range(0, results(records).get(r.getRequestId()).get(0).getCompletionTokens()).boxed().toList());
+                assertAllCommitted(kafka, kafka.topics.prefix() + "workers");
+            }
+        }
+    }
 }
