@@ -79,10 +79,9 @@ public final class Gateway implements AutoCloseable {
                 ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true,
                 // Kafka 4's own default; at load it fills batches, idle it adds at most 5 ms to accepted.
                 ProducerConfig.LINGER_MS_CONFIG, 5,
-                // Request ids are unique and no consumer relies on where a request lands (workers
-                // claim by idempotency key in Redis and read every control partition), so records
-                // fill one batch at a time instead of one small batch per partition.
-                ProducerConfig.PARTITIONER_IGNORE_KEYS_CONFIG, true,
+                // Requests stay keyed by request id, spread evenly over the partitions: a request is
+                // expensive and its partition picks its worker, so sticky batches (a run of up to
+                // batch.size bytes, ~70 requests, to one partition) would pile work on one worker.
                 ProducerConfig.MAX_BLOCK_MS_CONFIG, 5000,
                 ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000,
                 ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 30_000,
