@@ -123,10 +123,7 @@ public final class Outbox {
                 }
             }
             if (queuedBytes > maxBytes) {
-                closed = true;
-                queue.clear();
-                mergeable.clear();
-                queuedBytes = 0;
+                close();
                 tooSlow = true;
             } else if (merged) {
                 return true;
@@ -201,14 +198,7 @@ public final class Outbox {
     }
 
     private void write(Entry entry, boolean more) {
-        sink.send(entry.render(), more, () -> written(entry), x -> {
-            synchronized (Outbox.this) {
-                closed = true;
-                queue.clear();
-                mergeable.clear();
-                queuedBytes = 0;
-            }
-        });
+        sink.send(entry.render(), more, () -> written(entry), x -> close());
     }
 
     private void written(Entry entry) {
