@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
@@ -47,7 +48,7 @@ public final class AcceptBench {
 
     public static Result run(String url, String token, int connections, int perConnection, String generate) throws Exception {
         URI uri = URI.create(url);
-        byte[] frame = maskedTextFrame(generate.getBytes(StandardCharsets.UTF_8));
+        byte[] frame = BenchWire.maskedTextFrame(generate.getBytes(StandardCharsets.UTF_8));
         List<Conn> conns = new ArrayList<>();
         try (Selector selector = Selector.open()) {
             for (int i = 0; i < connections; i++) {
@@ -103,7 +104,7 @@ public final class AcceptBench {
     /** Consumes the whole frames in {@code in}; returns how many were accepted and how many errors. */
     static int[] readFrames(ByteBuffer in) {
         int[] counts = new int[2];
-        ServerFrames.forEach(in, (opcode, buf, start, len) -> {
+        BenchWire.forEachFrame(in, (opcode, buf, start, len) -> {
             if (opcode == 1) {
                 if (startsWith(buf, start, len, "{\"type\":\"accepted\"")) {
                     counts[0]++;
@@ -127,47 +128,11 @@ public final class AcceptBench {
         return true;
     }
 
-    /** A client-to-server text frame (RFC 6455 requires clients to mask), masked once for reuse. */
-    static byte[] maskedTextFrame(byte[] payload) {
-        ByteBuffer f = ByteBuffer.allocate(payload.length + 14);
-        f.put((byte) 0x81);
-        if (payload.length < 126) {
-            f.put((byte) (0x80 | payload.length));
-        } else if (payload.length <= 0xffff) {
-            f.put((byte) (0x80 | 126)).putShort((short) payload.length);
-        } else {
-            f.put((byte) (0x80 | 127)).putLong(payload.length);
-        }
-        byte[] mask = {0x1b, 0x2c, 0x3d, 0x4e};
-        f.put(mask);
-        for (int i = 0; i < payload.length; i++) {
-            f.put((byte) (payload[i] ^ mask[i & 3]));
-        }
-        f.flip();
-        byte[] out = new byte[f.remaining()];
-        f.get(out);
-        return out;
-    }
-
     /** Opens a socket and upgrades it to WebSocket with the bearer token, blocking until the 101 arrives. */
     private static SocketChannel handshake(URI uri, String token) throws IOException {
         SocketChannel ch = SocketChannel.open(new InetSocketAddress(uri.getHost(), uri.getPort()));
-        String host = uri.getHost() + ":" + uri.getPort();
-        ch.write(ByteBuffer.wrap(("GET " + uri.getRawPath() + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\n"
-                + "Connection: Upgrade\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n"
-                + "Authorization: Bearer " + token + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII)));
-        StringBuilder head = new StringBuilder();
-        ByteBuffer one = ByteBuffer.allocate(1);
-        while (!head.toString().endsWith("\r\n\r\n")) {
-            one.clear();
-            if (ch.read(one) < 0) {
-                throw new EOFException("closed during the handshake: " + head);
-            }
-            head.append((char) one.get(0));
-        }
-        if (!head.toString().startsWith("HTTP/1.1 101")) {
-            throw new IOException("handshake refused: " + head.toString().lines().findFirst().orElse(""));
-        }
+        ch.write(ByteBuffer.wrap(BenchWire.upgradeRequest(uri.getHost(), uri.getPort(), uri.getRawPath(), token)));
+        BenchWire.awaitUpgrade(Channels.newInputStream(ch));
         return ch;
     }
 }

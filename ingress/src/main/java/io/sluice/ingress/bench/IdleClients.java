@@ -1,10 +1,8 @@
 package io.sluice.ingress.bench;
 
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -24,9 +22,7 @@ public final class IdleClients {
         int count = Integer.parseInt(args[3]);
         String token = args[4];
         List<Socket> sockets = new ArrayList<>(count);
-        byte[] request = ("GET " + path + " HTTP/1.1\r\nHost: " + host + ":" + port
-                + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\n"
-                + "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer " + token + "\r\n\r\n").getBytes(StandardCharsets.UTF_8);
+        byte[] request = BenchWire.upgradeRequest(host, port, path, token);
         int failed = 0;
         for (int i = 0; i < count; i++) {
             Socket s = new Socket();
@@ -35,23 +31,7 @@ public final class IdleClients {
                 OutputStream out = s.getOutputStream();
                 out.write(request);
                 out.flush();
-                InputStream in = s.getInputStream();
-                int matched = 0;
-                StringBuilder status = new StringBuilder();
-                while (matched < 4) {
-                    int b = in.read();
-                    if (b < 0) {
-                        throw new java.io.EOFException("closed during handshake");
-                    }
-                    if (status.length() < 12) {
-                        status.append((char) b);
-                    }
-                    matched = (b == '\r' && (matched == 0 || matched == 2)) || (b == '\n' && (matched == 1 || matched == 3))
-                            ? matched + 1 : 0;
-                }
-                if (!status.toString().startsWith("HTTP/1.1 101")) {
-                    throw new java.io.IOException("handshake answered " + status);
-                }
+                BenchWire.awaitUpgrade(s.getInputStream());
                 sockets.add(s);
             } catch (java.io.IOException e) {
                 failed++;

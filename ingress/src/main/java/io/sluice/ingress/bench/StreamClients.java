@@ -43,25 +43,11 @@ public final class StreamClients {
         Selector selector = Selector.open();
         for (int i = 0; i < count; i++) {
             SocketChannel ch = SocketChannel.open(new InetSocketAddress(host, port));
-            ch.write(ByteBuffer.wrap(("GET /v1/stream HTTP/1.1\r\nHost: " + host + ":" + port + "\r\nUpgrade: websocket\r\n"
-                    + "Connection: Upgrade\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n"
-                    + "Authorization: Bearer " + token + "\r\n\r\n").getBytes(StandardCharsets.UTF_8)));
-            ByteBuffer one = ByteBuffer.allocate(1);
-            int matched = 0;
-            while (matched < 4) {
-                one.clear();
-                if (ch.read(one) < 0) {
-                    throw new java.io.EOFException("closed during handshake");
-                }
-                int b = one.get(0);
-                matched = (b == '\r' && (matched == 0 || matched == 2)) || (b == '\n' && (matched == 1 || matched == 3))
-                        ? matched + 1 : 0;
-            }
+            ch.write(ByteBuffer.wrap(BenchWire.upgradeRequest(host, port, "/v1/stream", token)));
+            BenchWire.awaitUpgrade(java.nio.channels.Channels.newInputStream(ch));
             if (!attachPrefix.equals("-")) {
-                byte[] payload = ("{\"type\":\"attach\",\"request_id\":\"" + attachPrefix + i + "\",\"after_seq\":-1}")
-                        .getBytes(StandardCharsets.UTF_8);
-                ByteBuffer frame = ByteBuffer.allocate(payload.length + 8);
-                frame.put((byte) 0x81).put((byte) (0x80 | 126)).putShort((short) payload.length).putInt(0).put(payload).flip();
+                ByteBuffer frame = ByteBuffer.wrap(BenchWire.maskedTextFrame(("{\"type\":\"attach\",\"request_id\":\""
+                        + attachPrefix + i + "\",\"after_seq\":-1}").getBytes(StandardCharsets.UTF_8)));
                 while (frame.hasRemaining()) {
                     ch.write(frame);
                 }
@@ -85,7 +71,7 @@ public final class StreamClients {
                     key.cancel();
                     continue;
                 }
-                ServerFrames.forEach(buf, (opcode, in, start, len) -> {
+                BenchWire.forEachFrame(buf, (opcode, in, start, len) -> {
                     if (opcode == 1) {
                         tally.text(new String(in.array(), in.arrayOffset() + start, len, StandardCharsets.UTF_8));
                     }

@@ -12,7 +12,7 @@ class AcceptBenchTest {
     @Test
     void maskedFrameUnmasksToThePayload() {
         byte[] payload = ("{\"type\":\"generate\",\"prompt\":\"" + "x".repeat(200) + "\"}").getBytes(StandardCharsets.UTF_8);
-        byte[] frame = AcceptBench.maskedTextFrame(payload);
+        byte[] frame = BenchWire.maskedTextFrame(payload);
         assertThat(frame[0] & 0xff).isEqualTo(0x81);
         assertThat(frame[1] & 0xff).isEqualTo(0x80 | 126);
         int len = ((frame[2] & 0xff) << 8) | (frame[3] & 0xff);
