@@ -119,4 +119,41 @@ class RedisIdempotencyStoreTest {
         assertThat(store.reconcile(own, "r1", "w1", false, "out".getBytes(StandardCharsets.UTF_8))).isTrue();
         assertThat(store.claim(own, "r1", "w2", Duration.ofSeconds(1)).state()).isEqualTo(Claim.State.DONE);
     }
+
+    @Test
+    void theRequestIndexGivesBackTenantTimePartitionAndOutcomeWhateverTheirCharacters() {
+        String id = UUID.randomUUID().toString();
+        String tenant = "12|acme|";
+        String key = "acme|k:" + UUID.randomUUID() + "\n|7|";
+        store.indexAll(List.of(new SubmissionRegistry.IndexEntry(id, tenant, key, 1_700_000_000_123L, 3),
+                new SubmissionRegistry.IndexEntry(id + "-b", "b", "b:k", 5L, -1)), Duration.ofMinutes(5));
+
+        Submission known = store.lookup(id).orElseThrow();
+        assertThat(known.tenant()).isEqualTo(tenant);
+        assertThat(known.createdAtMillis()).isEqualTo(1_700_000_000_123L);
+        assertThat(known.replyPartition()).isEqualTo(3);
+        assertThat(store.lookup(id + "-b").orElseThrow().replyPartition()).isEqualTo(-1);
+        assertThat(store.lookup(UUID.randomUUID().toString())).isEmpty();
+
+        assertThat(store.outcomeOf(id)).isEmpty();
+        Claim claim = store.claim(key, id, "w1", Duration.ofSeconds(30));
+        store.complete(key, claim.fence(), false, "result".getBytes(StandardCharsets.UTF_8));
+        assertThat(store.outcomeOf(id)).hasValueSatisfying(o -> assertThat(new String(o, StandardCharsets.UTF_8)).isEqualTo("result"));
+
+        try (RedisClient raw = RedisClient.create(SharedInfra.get().redisHost(), SharedInfra.get().redisPort())) {
+            assertThat(raw.pttl("test:req:{" + id + "}")).as("entries expire with the retention").isBetween(1L, 300_000L);
+        }
+    }
+
+    @Test
+    void anIndexEntryStoredAsAHashByAnEarlierVersionIsStillFound() {
+        String id = UUID.randomUUID().toString();
+        try (RedisClient raw = RedisClient.create(SharedInfra.get().redisHost(), SharedInfra.get().redisPort())) {
+            raw.hset("test:req:{" + id + "}", Map.of("tenant", "acme", "created_at", "42", "key", "acme:r:" + id, "partition", "2"));
+        }
+        Submission known = store.lookup(id).orElseThrow();
+        assertThat(known.tenant()).isEqualTo("acme");
+        assertThat(known.createdAtMillis()).isEqualTo(42);
+        assertThat(known.replyPartition()).isEqualTo(2);
+    }
 }
