@@ -12,9 +12,11 @@ import org.apache.avro.Schema;
 import org.apache.avro.SchemaNormalization;
 import org.apache.avro.message.BadHeaderException;
 import org.apache.avro.message.BinaryMessageDecoder;
-import org.apache.avro.message.BinaryMessageEncoder;
+import org.apache.avro.io.BinaryEncoder;
+import org.apache.avro.io.EncoderFactory;
 import org.apache.avro.message.MissingSchemaException;
 import org.apache.avro.specific.SpecificData;
+import org.apache.avro.specific.SpecificDatumWriter;
 import org.apache.avro.specific.SpecificRecord;
 import org.apache.avro.util.ClassSecurityValidator;
 
@@ -36,7 +38,7 @@ public final class SluiceCodec {
 
     private static final SluiceCodec INSTANCE = new SluiceCodec();
 
-    private final Map<Class<?>, BinaryMessageEncoder<SpecificRecord>> encoders = new HashMap<>();
+    private final Map<Class<?>, Writer> writers = new HashMap<>();
     private final Map<Long, BinaryMessageDecoder<SpecificRecord>> decodersByFingerprint = new HashMap<>();
     private final Map<Long, Class<?>> typesByFingerprint = new HashMap<>();
 
@@ -51,8 +53,7 @@ public final class SluiceCodec {
         ClassSecurityValidator.setGlobal(ClassSecurityValidator.composite(ClassSecurityValidator.getGlobal(), trusted.build()));
         for (Class<? extends SpecificRecord> type : RECORD_TYPES) {
             Schema current = SpecificData.get().getSchema(type);
-            BinaryMessageEncoder<SpecificRecord> encoder = new BinaryMessageEncoder<>(SpecificData.getForClass(type), current);
-            encoders.put(type, encoder);
+            writers.put(type, new Writer(header(current), new SpecificDatumWriter<>(current, SpecificData.getForClass(type))));
             BinaryMessageDecoder<SpecificRecord> decoder = new BinaryMessageDecoder<>(SpecificData.getForClass(type), current);
             register(decoder, type, current);
             for (Schema released : ReleasedSchemas.versionsOf(type.getSimpleName())) {
@@ -73,20 +74,78 @@ public final class SluiceCodec {
         return INSTANCE;
     }
 
+    /** The single-object header of {@code schema}: {@code C3 01} and its fingerprint, little-endian. */
+    static byte[] header(Schema schema) {
+        return ByteBuffer.allocate(10).order(ByteOrder.LITTLE_ENDIAN).put((byte) 0xC3).put((byte) 0x01)
+                .putLong(SchemaNormalization.parsingFingerprint64(schema)).array();
+    }
+
+    /** The header and the (thread-safe) datum writer of one record type. */
+    private record Writer(byte[] header, SpecificDatumWriter<SpecificRecord> datumWriter) {
+    }
+
+    /**
+     * One thread's output buffer and encoder, reused for every record it encodes. Avro's own
+     * {@code BinaryMessageEncoder} writes through a direct encoder into a locked stream, one small
+     * write per field, and copies the result twice; this is the same bytes with one buffered
+     * encoder and one copy, which matters on the gateway's and the workers' per-record paths.
+     */
+    private static final class Scratch extends java.io.OutputStream {
+        /** A buffer grown past this by a large record is not kept for the thread's next one. */
+        private static final int KEEP = 64 * 1024;
+        byte[] buf = new byte[1024];
+        int count;
+        BinaryEncoder encoder;
+
+        @Override
+        public void write(int b) {
+            ensure(1);
+            buf[count++] = (byte) b;
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) {
+            ensure(len);
+            System.arraycopy(b, off, buf, count, len);
+            count += len;
+        }
+
+        private void ensure(int more) {
+            if (count + more > buf.length) {
+                buf = java.util.Arrays.copyOf(buf, Math.max(buf.length * 2, count + more));
+            }
+        }
+
+        byte[] take() {
+            byte[] out = java.util.Arrays.copyOf(buf, count);
+            count = 0;
+            if (buf.length > KEEP) {
+                buf = new byte[1024];
+            }
+            return out;
+        }
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
     /** Encodes {@code record} with the current schema of its type. */
     public byte[] encode(SpecificRecord record) {
-        BinaryMessageEncoder<SpecificRecord> encoder = encoders.get(record.getClass());
-        if (encoder == null) {
+        Writer writer = writers.get(record.getClass());
+        if (writer == null) {
             throw new IllegalArgumentException("Not a Sluice record type: " + record.getClass().getName());
         }
+        Scratch scratch = SCRATCH.get();
+        scratch.count = 0;
         try {
-            ByteBuffer buffer = encoder.encode(record);
-            byte[] bytes = new byte[buffer.remaining()];
-            buffer.get(bytes);
-            return bytes;
+            scratch.write(writer.header(), 0, writer.header().length);
+            BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(scratch, scratch.encoder);
+            scratch.encoder = encoder;
+            writer.datumWriter().write(record, encoder);
+            encoder.flush();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+        return scratch.take();
     }
 
     /**

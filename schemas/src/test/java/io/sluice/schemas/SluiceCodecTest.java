@@ -60,6 +60,20 @@ class SluiceCodecTest {
     }
 
     @Test
+    void encodingIsByteForByteWhatAvrosOwnSingleObjectEncoderWrites() throws Exception {
+        for (SpecificRecord record : oneOfEach()) {
+            var avros = new org.apache.avro.message.BinaryMessageEncoder<SpecificRecord>(
+                    org.apache.avro.specific.SpecificData.getForClass(record.getClass()), record.getSchema());
+            ByteBuffer expected = avros.encode(record);
+            assertThat(ByteBuffer.wrap(codec.encode(record))).as(record.getSchema().getName()).isEqualTo(expected);
+        }
+        // A record larger than the reused buffer, then a small one: neither keeps bytes of the other.
+        InferenceRequest large = InferenceRequest.newBuilder(request()).setPrompt("x".repeat(200_000)).build();
+        assertThat(codec.decode(codec.encode(large))).isEqualTo(large);
+        assertThat(codec.decode(codec.encode(request()))).isEqualTo(request());
+    }
+
+    @Test
     void kafkaSerdesRoundTripAndKeepTombstones() {
         var serializer = AvroSerde.<InferenceRequest>serializer();
         var deserializer = AvroSerde.deserializer(InferenceRequest.class);
