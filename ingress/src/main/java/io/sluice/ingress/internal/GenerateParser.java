@@ -32,9 +32,14 @@ public final class GenerateParser {
     public InferenceRequest parse(JsonNode msg, String requestId, String tenant, String principal, Instant now)
             throws ProtocolError {
         onlyFields(msg, FIELDS);
-        InferenceRequest.Builder b = InferenceRequest.newBuilder()
-                .setRequestId(requestId).setTenant(tenant).setPrincipal(principal).setCreatedAt(now)
-                .setTraceId(requestId);
+        // Every field is set below, so the record is filled directly: a builder would copy the
+        // schema's field list and check each field for a default on every request.
+        InferenceRequest b = new InferenceRequest();
+        b.setRequestId(requestId);
+        b.setTenant(tenant);
+        b.setPrincipal(principal);
+        b.setCreatedAt(now);
+        b.setTraceId(requestId);
         b.setClientId(optionalString(msg, "id", MAX_ID));
         JsonNode prompt = msg.get("prompt");
         if (prompt == null || prompt.isNull()) {
@@ -83,7 +88,7 @@ public final class GenerateParser {
         b.setPriority(intIn(msg, "priority", 0, 9, 0));
         b.setIdempotencyKey(optionalString(msg, "idempotency_key", MAX_ID));
         b.setMetadata(metadata(msg.get("metadata")));
-        return b.build();
+        return b;
     }
 
     /** Refuses a message carrying a field outside {@code allowed}, naming it. */
