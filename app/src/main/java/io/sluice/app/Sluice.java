@@ -393,8 +393,9 @@ public final class Sluice {
         int requests;
         @Option(names = "--connections", defaultValue = "8", description = "Sockets sending requests.")
         int connections;
-        @Option(names = "--warmup", defaultValue = "30000", description = "Requests sent through the gateway, unmeasured, "
-                + "before the measured ones, so the measurement sees compiled code rather than the JIT compiling it.")
+        @Option(names = "--warmup", defaultValue = "30000", description = "Requests sent, unmeasured, before the measured "
+                + "ones, through the gateway and (as its --warmup-records) by ProducerPerformance, so both are measured "
+                + "running compiled code rather than while the JIT compiles it.")
         int warmup;
         @Option(names = "--in-process", description = "Run the gateway inside this JVM, beside the broker, instead of "
                 + "as a process of its own (which is how it is deployed, with its own JIT and heap).")
@@ -415,9 +416,11 @@ public final class Sluice {
                         .setPrompt(prompt).setTraceId(java.util.UUID.randomUUID().toString())
                         .setCreatedAt(java.time.Instant.now()).setReplyPartition(0).build()).length;
 
-                // Baseline: Kafka's own producer benchmark, same broker, same acks and idempotence, same record size.
-                Process perf = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(), "--num-records", String.valueOf(requests), "--record-size",
-                        String.valueOf(recordSize), "--throughput", "-1", "--producer-props",
+                // Baseline: Kafka's own producer benchmark, same broker, same acks and idempotence, same record
+                // size, and the same warm-up as the gateway gets: its steady-state figure is the one compared.
+                Process perf = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(),
+                        "--num-records", String.valueOf(requests + warmup), "--warmup-records", String.valueOf(warmup), "--record-size",
+                        String.valueOf(recordSize), "--throughput", "-1", "--command-property",
                         "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5")
                         .redirectErrorStream(true).start();
                 String perfOut = new String(perf.getInputStream().readAllBytes());
