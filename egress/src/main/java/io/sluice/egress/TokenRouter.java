@@ -81,19 +81,20 @@ public final class TokenRouter implements AutoCloseable {
     private TokenRouter(String bootstrapServers, Topics topics, String groupId, String clientId) {
         this.bootstrapServers = bootstrapServers;
         this.topic = topics.tokens();
+        // fetch.max.wait.ms stays at Kafka's default (500 ms): with fetch.min.bytes at 1 the broker
+        // answers a waiting fetch as soon as a token is appended, so a shorter wait buys no latency;
+        // it only made an idle gateway fetch a hundred times a second.
         this.home = new KafkaConsumer<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
                 ConsumerConfig.GROUP_ID_CONFIG, groupId,
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
                 ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "latest",
-                ConsumerConfig.CLIENT_ID_CONFIG, clientId,
-                ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 10),
+                ConsumerConfig.CLIENT_ID_CONFIG, clientId),
                 new StringDeserializer(), new ByteArrayDeserializer());
         this.extra = new KafkaConsumer<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
-                ConsumerConfig.CLIENT_ID_CONFIG, clientId + "-extra",
-                ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 10),
+                ConsumerConfig.CLIENT_ID_CONFIG, clientId + "-extra"),
                 new StringDeserializer(), new ByteArrayDeserializer());
         int n = home.partitionsFor(topic, Duration.ofSeconds(30)).size();
         if (n == 0) {
