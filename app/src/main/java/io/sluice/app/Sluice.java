@@ -397,6 +397,10 @@ public final class Sluice {
                 + "ones, through the gateway and (as its --warmup-records) by ProducerPerformance, so both are measured "
                 + "running compiled code rather than while the JIT compiles it.")
         int warmup;
+        @Option(names = "--requests-per-socket", defaultValue = "5000", description = "Requests a socket sends before "
+                + "it is closed and a new one takes its place. No worker runs, so requests never finish; this bounds the "
+                + "streams the gateway follows (connections x this), as finishing requests do in a deployment.")
+        int perSocket;
         @Option(names = "--in-process", description = "Run the gateway inside this JVM, beside the broker, instead of "
                 + "as a process of its own (which is how it is deployed, with its own JIT and heap).")
         boolean inProcess;
@@ -405,7 +409,8 @@ public final class Sluice {
 
         @Override
         public Integer call() throws Exception {
-            System.out.printf("sluice bench accept --requests %d --connections %d --warmup %d%n", requests, connections, warmup);
+            System.out.printf("sluice bench accept --requests %d --connections %d --warmup %d --requests-per-socket %d%n", requests,
+                    connections, warmup, perSocket);
             try (BenchStack stack = new BenchStack("sluice-bench-accept")) {
                 EmbeddedKafka kafka = stack.kafka;
                 Topics topics = stack.topics;
@@ -430,14 +435,14 @@ public final class Sluice {
 
                 String token = stack.token;
                 Map<String, Object> settings = new HashMap<>(stack.gatewayConfig().originals());
-                // No worker runs here, so every request stays open; closing the warm-up's sockets
-                // would otherwise cancel all of them while the measured run is under way.
+                // No worker runs here, so every request stays open; closing a socket (the warm-up's, or
+                // one replaced after --requests-per-socket) would otherwise write a cancel for each.
                 settings.put(GatewayConfig.CANCEL_ON_DISCONNECT, false);
                 try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
                         : GatewayUnderTest.process(settings, gatewayHeap)) {
                     if (warmup > 0) {
                         io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, Math.max(1, warmup / connections),
-                                generate);
+                                perSocket, generate);
                         long quietBy = System.nanoTime() + Duration.ofSeconds(30).toNanos();
                         while (gateway.openSockets() > 0 && System.nanoTime() < quietBy) {
                             Thread.sleep(50);
@@ -445,7 +450,7 @@ public final class Sluice {
                     }
                     long before = endOffsets(kafka.bootstrapServers(), topics.requests());
                     var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
-                            generate);
+                            perSocket, generate);
                     long written = endOffsets(kafka.bootstrapServers(), topics.requests()) - before;
                     System.out.printf("record size %d bytes; gateway %s%n", recordSize,
                             inProcess ? "in this JVM" : "in its own JVM (-Xmx" + gatewayHeap + ")");

@@ -15,8 +15,13 @@ import java.util.List;
 
 /**
  * Accepted requests per second through a gateway: {@code connections} sockets each send
- * {@code perConnection} generate messages back to back and count the {@code accepted} frames,
- * each of which the gateway sends only after Kafka acknowledged the request (acks=all).
+ * generate messages back to back and count the {@code accepted} frames, each of which the gateway
+ * sends only after Kafka acknowledged the request (acks=all).
+ *
+ * <p>No worker runs, so no request ever finishes: a socket is closed once its last
+ * {@code perSocket} requests are answered and a new one takes its place. That keeps the number of
+ * streams the gateway follows bounded, as finishing requests do in a real deployment, instead of
+ * measuring a heap that fills with hundreds of thousands of open streams.
  *
  * <p>The load generator shares the machine with the gateway, the broker and Redis, so it is as
  * cheap as ProducerPerformance's own: one selector thread, every frame masked once in advance
@@ -31,37 +36,44 @@ public final class AcceptBench {
         }
     }
 
-    /** One socket: what it still has to write and what it has read so far. */
+    /** One socket of a lane: what it still has to write, what it has read, and what it waits for. */
     private static final class Conn {
         final SocketChannel channel;
         final ByteBuffer out;
         final ByteBuffer in = ByteBuffer.allocate(256 * 1024);
+        final int expected;
+        /** Requests the lane still has to send after this socket's. */
+        final int laneRemaining;
+        int answered;
 
-        Conn(SocketChannel channel, ByteBuffer out) {
+        Conn(SocketChannel channel, ByteBuffer out, int expected, int laneRemaining) {
             this.channel = channel;
             this.out = out;
+            this.expected = expected;
+            this.laneRemaining = laneRemaining;
         }
     }
 
     private AcceptBench() {
     }
 
-    public static Result run(String url, String token, int connections, int perConnection, String generate) throws Exception {
+    /**
+     * Sends {@code perConnection} requests over each of {@code connections} lanes, each lane a
+     * succession of sockets that send at most {@code perSocket} requests each.
+     */
+    public static Result run(String url, String token, int connections, int perConnection, int perSocket, String generate)
+            throws Exception {
         URI uri = URI.create(url);
         byte[] frame = BenchWire.maskedTextFrame(generate.getBytes(StandardCharsets.UTF_8));
-        List<Conn> conns = new ArrayList<>();
+        int batch = Math.max(1, Math.min(perSocket, perConnection));
+        ByteBuffer frames = ByteBuffer.allocate(frame.length * batch);
+        for (int n = 0; n < batch; n++) {
+            frames.put(frame);
+        }
+        List<Conn> open = new ArrayList<>();
         try (Selector selector = Selector.open()) {
             for (int i = 0; i < connections; i++) {
-                SocketChannel ch = handshake(uri, token);
-                ByteBuffer out = ByteBuffer.allocate(frame.length * perConnection);
-                for (int n = 0; n < perConnection; n++) {
-                    out.put(frame);
-                }
-                out.flip();
-                ch.configureBlocking(false);
-                Conn c = new Conn(ch, out);
-                ch.register(selector, SelectionKey.OP_READ | SelectionKey.OP_WRITE, c);
-                conns.add(c);
+                open.add(connect(uri, token, selector, frames, frame.length, perConnection, batch));
             }
             int expected = connections * perConnection;
             int answered = 0;
@@ -75,19 +87,28 @@ public final class AcceptBench {
                 selector.select(200);
                 for (SelectionKey key : selector.selectedKeys()) {
                     Conn c = (Conn) key.attachment();
-                    if (key.isWritable()) {
+                    if (key.isValid() && key.isWritable()) {
                         c.channel.write(c.out);
                         if (!c.out.hasRemaining()) {
                             key.interestOps(SelectionKey.OP_READ);
                         }
                     }
-                    if (key.isReadable()) {
+                    if (key.isValid() && key.isReadable()) {
                         if (c.channel.read(c.in) < 0) {
                             throw new EOFException("the gateway closed a socket");
                         }
                         int[] counts = readFrames(c.in);
                         answered += counts[0] + counts[1];
                         errors += counts[1];
+                        c.answered += counts[0] + counts[1];
+                        if (c.answered >= c.expected) {
+                            key.cancel();
+                            c.channel.close();
+                            open.remove(c);
+                            if (c.laneRemaining > 0) {
+                                open.add(connect(uri, token, selector, frames, frame.length, c.laneRemaining, batch));
+                            }
+                        }
                     }
                 }
                 selector.selectedKeys().clear();
@@ -95,10 +116,22 @@ public final class AcceptBench {
             double seconds = (System.nanoTime() - t0) / 1e9;
             return new Result(expected, errors, seconds);
         } finally {
-            for (Conn c : conns) {
+            for (Conn c : open) {
                 c.channel.close();
             }
         }
+    }
+
+    /** Opens the next socket of a lane that still has {@code remaining} requests to send. */
+    private static Conn connect(URI uri, String token, Selector selector, ByteBuffer frames, int frameLength, int remaining,
+            int batch) throws IOException {
+        int n = Math.min(batch, remaining);
+        SocketChannel ch = handshake(uri, token);
+        ch.configureBlocking(false);
+        ByteBuffer out = frames.duplicate().position(0).limit(n * frameLength);
+        Conn c = new Conn(ch, out, n, remaining - n);
+        ch.register(selector, SelectionKey.OP_READ | SelectionKey.OP_WRITE, c);
+        return c;
     }
 
     /** Consumes the whole frames in {@code in}; returns how many were accepted and how many errors. */
