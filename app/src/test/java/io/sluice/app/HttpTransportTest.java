@@ -136,7 +136,22 @@ class HttpTransportTest {
         assertThat(first.statusCode()).isEqualTo(202);
         assertThat(again.statusCode()).isEqualTo(200);
         assertThat(JSON.readTree(again.body()).path("duplicate").asBoolean()).isTrue();
-        assertThat(JSON.readTree(again.body()).path("request_id").asText())
-                .isEqualTo(JSON.readTree(first.body()).path("request_id").asText());
+        String keyedId = JSON.readTree(first.body()).path("request_id").asText();
+        assertThat(JSON.readTree(again.body()).path("request_id").asText()).isEqualTo(keyedId);
+        // A keyed request's outcome is stored under its key: status finds it through the request index.
+        long until = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        JsonNode keyedStatus = JSON.readTree(get(token, "/v1/requests/" + keyedId).body());
+        while (keyedStatus.path("status").asText().equals("pending") && System.nanoTime() < until) {
+            Thread.sleep(100);
+            keyedStatus = JSON.readTree(get(token, "/v1/requests/" + keyedId).body());
+        }
+        assertThat(keyedStatus.path("status").asText()).isEqualTo("done");
+        assertThat(keyedStatus.path("usage").path("completion_tokens").asInt()).isBetween(1, 4);
+        assertThat(get(other, "/v1/requests/" + keyedId).statusCode()).as("another tenant's keyed request").isEqualTo(404);
+
+        // An id changed by one character, or one no gateway handed out, is not found either.
+        String changed = id.substring(0, 10) + (id.charAt(10) == 'A' ? 'B' : 'A') + id.substring(11);
+        assertThat(get(token, "/v1/requests/" + changed).statusCode()).isEqualTo(404);
+        assertThat(get(token, "/v1/requests/" + java.util.UUID.randomUUID()).statusCode()).isEqualTo(404);
     }
 }

@@ -245,6 +245,11 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
     }
 
     @Override
+    public java.util.Optional<byte[]> outcomeByKey(String key) {
+        return java.util.Optional.ofNullable(outcome(key));
+    }
+
+    @Override
     public java.util.Optional<Submission> lookup(String requestId) {
         String[] entry = indexEntry(requestId);
         if (entry == null) {

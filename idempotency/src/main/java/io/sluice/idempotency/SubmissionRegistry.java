@@ -5,8 +5,8 @@ import java.util.Optional;
 
 /**
  * The gateways' shared memory of what was submitted: by idempotency key, so a repeated submit is
- * answered with the first request instead of a second decode; and by request id, so any gateway
- * can find a request's owner and start time to let a client re-attach to it.
+ * answered with the first request instead of a second decode; and by request id, for requests
+ * whose id alone does not lead to their outcome (those with an idempotency key).
  */
 public interface SubmissionRegistry extends AutoCloseable {
 
@@ -29,6 +29,9 @@ public interface SubmissionRegistry extends AutoCloseable {
 
     /** The stored outcome of a request remembered by {@link #index}, once it has one. */
     Optional<byte[]> outcomeOf(String requestId);
+
+    /** The stored outcome recorded under idempotency key {@code key}, once there is one. */
+    Optional<byte[]> outcomeByKey(String key);
 
     /** A request remembered by {@link #index}, if still known. */
     Optional<Submission> lookup(String requestId);

@@ -5,6 +5,7 @@ import io.sluice.idempotency.RedisIdempotencyStore;
 import io.sluice.idempotency.SubmissionRegistry;
 import io.sluice.ingress.internal.GenerateParser;
 import io.sluice.ingress.internal.HttpApi;
+import io.sluice.ingress.internal.RequestIds;
 import io.sluice.ingress.internal.RequestSubmitter;
 import io.sluice.ingress.internal.StreamEndpoint;
 import io.sluice.ingress.internal.TenantLimits;
@@ -73,6 +74,7 @@ public final class Gateway implements AutoCloseable {
         Topics topics = new Topics(config.getString(CommonConfig.TOPIC_PREFIX));
         String bootstrap = config.getString(CommonConfig.BOOTSTRAP_SERVERS);
         this.authenticator = config.authenticator();
+        RequestIds requestIds = new RequestIds(config.requestIdKey());
         this.producer = new KafkaProducer<>(Map.of(
                 ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ProducerConfig.ACKS_CONFIG, "all",
@@ -101,7 +103,7 @@ public final class Gateway implements AutoCloseable {
         int maxInFlight = config.getInt(GatewayConfig.MAX_INFLIGHT_PER_SOCKET);
         java.util.Set<String> origins = java.util.Set.copyOf(config.getList(GatewayConfig.ALLOWED_ORIGINS));
         this.submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
-                attachRetention, limits, clock, router::replyPartition);
+                attachRetention, limits, clock, router::replyPartition, requestIds);
         HttpApi http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes);
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
         this.meters = meters != null ? meters : Metrics.create("gateway", id);

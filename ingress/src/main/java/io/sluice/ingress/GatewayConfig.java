@@ -39,6 +39,7 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String TLS_CLIENT_AUTH = "gateway.tls.client.auth";
     public static final String TLS_CLIENT_CA_FILE = "gateway.tls.client.ca.file";
     public static final String ATTACH_RETENTION_MS = "gateway.attach.retention.ms";
+    public static final String REQUEST_ID_SECRET = "gateway.request.id.secret";
 
     public static final ConfigDef CONFIG = CommonConfig.define()
             .define(ID, Type.STRING, "", Importance.LOW, "Id of this gateway in logs and client ids; empty picks <host>-<pid>.")
@@ -100,13 +101,46 @@ public final class GatewayConfig extends AbstractConfig {
             .define(IDEMPOTENCY_TTL_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "How long an idempotency key is remembered: a repeated submit within it gets the first request.")
             .define(ATTACH_RETENTION_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
-                    "How long after its start a request can be attached to (keep it within the tokens topic's retention).");
+                    "How long after its start a request can be attached to (keep it within the tokens topic's retention).")
+            .define(REQUEST_ID_SECRET, Type.PASSWORD, null, ConfigDef.LambdaValidator.with((name, value) -> {
+                if (value != null && ((org.apache.kafka.common.config.types.Password) value).value().length() < 32) {
+                    throw new ConfigException(name, "[hidden]", "a request id secret must have at least 32 characters");
+                }
+            }, () -> "at least 32 characters"), Importance.HIGH,
+                    "Secret that seals the request ids gateways hand out (tenant, start time, reply partition), so any "
+                            + "gateway can answer attach and GET for an id without a lookup. Every gateway of a deployment "
+                            + "needs the same one. Empty derives it from " + JWT_SECRET + "; required when client JWTs "
+                            + "are verified with public keys only.");
 
     public GatewayConfig(Map<?, ?> props) {
         super(CONFIG, props);
         if (getPassword(JWT_SECRET) == null && getString(JWT_JWKS_FILE).isBlank() && getString(JWT_PUBLIC_KEY_FILE).isBlank()) {
             throw new ConfigException("No key to verify client JWTs: set " + JWT_SECRET + ", " + JWT_JWKS_FILE + " or "
                     + JWT_PUBLIC_KEY_FILE);
+        }
+    }
+
+    /**
+     * The key that seals request ids: {@link #REQUEST_ID_SECRET}, or else one derived from the HS256
+     * JWT secret (HMAC-SHA256 under a fixed label, so the JWT secret itself never signs ids).
+     */
+    public byte[] requestIdKey() {
+        var explicit = getPassword(REQUEST_ID_SECRET);
+        if (explicit != null) {
+            return explicit.value().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        }
+        var jwt = getPassword(JWT_SECRET);
+        if (jwt == null) {
+            throw new ConfigException(REQUEST_ID_SECRET, null, "required when client JWTs are verified with public keys "
+                    + "only: every gateway must share it so that any of them can check the request ids the others hand out");
+        }
+        try {
+            javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
+            mac.init(new javax.crypto.spec.SecretKeySpec(jwt.value().getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                    "HmacSHA256"));
+            return mac.doFinal("sluice request ids".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        } catch (java.security.GeneralSecurityException e) {
+            throw new IllegalStateException("HmacSHA256 unavailable", e);
         }
     }
 

@@ -29,17 +29,15 @@ public final class GenerateParser {
         this.maxTokensLimit = maxTokensLimit;
     }
 
-    public InferenceRequest parse(JsonNode msg, String requestId, String tenant, String principal, Instant now)
-            throws ProtocolError {
+    /** The request {@code msg} describes, without its id (the caller mints it once the request is valid). */
+    public InferenceRequest parse(JsonNode msg, String tenant, String principal, Instant now) throws ProtocolError {
         onlyFields(msg, FIELDS);
         // Every field is set below, so the record is filled directly: a builder would copy the
         // schema's field list and check each field for a default on every request.
         InferenceRequest b = new InferenceRequest();
-        b.setRequestId(requestId);
         b.setTenant(tenant);
         b.setPrincipal(principal);
         b.setCreatedAt(now);
-        b.setTraceId(requestId);
         b.setClientId(optionalString(msg, "id", MAX_ID));
         JsonNode prompt = msg.get("prompt");
         if (prompt == null || prompt.isNull()) {

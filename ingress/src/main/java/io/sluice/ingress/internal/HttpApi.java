@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.sluice.egress.StreamListener;
 import io.sluice.egress.Subscription;
 import io.sluice.egress.TokenRouter;
-import io.sluice.idempotency.Submission;
 import io.sluice.ingress.Authenticator;
 import io.sluice.ingress.ProtocolError;
 import io.sluice.schemas.InferenceResult;
@@ -119,29 +118,15 @@ public final class HttpApi {
         }, failure -> error(response, callback, ProtocolError.invalid("body", "unreadable: " + failure))));
     }
 
-    private Submission known(String requestId, Authenticator.Principal principal) throws ProtocolError {
-        Optional<Submission> known;
-        try {
-            known = submitter.registry().lookup(requestId);
-        } catch (RuntimeException redisDown) {
-            throw new ProtocolError(ProtocolError.Code.overloaded, "request index unavailable, retry shortly", true);
-        }
+    private RequestSubmitter.Found known(String requestId, Authenticator.Principal principal) throws ProtocolError {
         // Another tenant's request looks exactly like one that does not exist.
-        if (known.isEmpty() || !known.get().tenant().equals(principal.tenant())) {
-            throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request", false);
-        }
-        return known.get();
+        return submitter.find(requestId, principal.tenant())
+                .orElseThrow(() -> new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request", false));
     }
 
     private void status(String requestId, Response response, Callback callback, Authenticator.Principal principal)
             throws ProtocolError {
-        known(requestId, principal);
-        Optional<byte[]> outcome;
-        try {
-            outcome = submitter.registry().outcomeOf(requestId);
-        } catch (RuntimeException redisDown) {
-            throw new ProtocolError(ProtocolError.Code.overloaded, "result store unavailable, retry shortly", true);
-        }
+        Optional<byte[]> outcome = submitter.outcome(known(requestId, principal));
         ObjectNode body = Frames.JSON.createObjectNode().put("request_id", requestId);
         if (outcome.isEmpty()) {
             body.put("status", "pending");
@@ -162,7 +147,7 @@ public final class HttpApi {
 
     private void events(String requestId, Request request, Response response, Callback callback,
             Authenticator.Principal principal) throws ProtocolError {
-        Submission known = known(requestId, principal);
+        RequestSubmitter.Found known = known(requestId, principal);
         int afterSeq = -1;
         String last = request.getHeaders().get("Last-Event-ID");
         if (last != null) {

@@ -9,7 +9,6 @@ import io.sluice.ingress.ProtocolError;
 import io.sluice.schemas.InferenceRequest;
 import java.time.Clock;
 import java.time.Duration;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import org.apache.avro.specific.SpecificRecord;
 import org.apache.kafka.clients.producer.Producer;
@@ -19,8 +18,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Turns a client's generate message into a request on Kafka, the same way for every transport
- * (WebSocket, HTTP): scope, validation, the tenant's rate, duplicate detection by idempotency
- * key, the request index for attach, then the write (idempotent producer, acks=all).
+ * (WebSocket, HTTP): scope, validation, the tenant's rate, a sealed request id, duplicate
+ * detection by idempotency key, then the write (idempotent producer, acks=all). Also finds a
+ * request again for attach and status, from its id.
  */
 public final class RequestSubmitter {
     private static final Logger log = LoggerFactory.getLogger(RequestSubmitter.class);
@@ -43,10 +43,12 @@ public final class RequestSubmitter {
     private final Clock clock;
     private final java.util.function.IntSupplier replyPartitions;
     private final IndexWriter indexWriter;
+    private final RequestIds ids;
 
     public RequestSubmitter(GenerateParser parser, Producer<String, SpecificRecord> producer, String requestsTopic,
             SubmissionRegistry registry, Duration idempotencyTtl, Duration attachRetention, TenantLimits limits, Clock clock,
-            java.util.function.IntSupplier replyPartitions) {
+            java.util.function.IntSupplier replyPartitions, RequestIds ids) {
+        this.ids = ids;
         this.replyPartitions = replyPartitions;
         this.indexWriter = new IndexWriter(registry, attachRetention);
         this.parser = parser;
@@ -63,36 +65,24 @@ public final class RequestSubmitter {
         indexWriter.close();
     }
 
-    /**
-     * A random version-4 UUID from a thread-local generator. Request ids must be unique, not
-     * secret (every use of one checks the tenant), and SecureRandom's lock would serialize the
-     * threads that submit.
-     */
-    static String newRequestId() {
-        java.util.concurrent.ThreadLocalRandom r = java.util.concurrent.ThreadLocalRandom.current();
-        long msb = (r.nextLong() & ~0xF000L) | 0x4000L;
-        long lsb = (r.nextLong() & 0x3FFFFFFFFFFFFFFFL) | 0x8000000000000000L;
-        return new UUID(msb, lsb).toString();
-    }
-
-    public SubmissionRegistry registry() {
-        return registry;
-    }
-
     /** Checks everything that can be checked before Kafka; throws the client-facing error. */
     public Prepared prepare(Principal principal, JsonNode msg) throws ProtocolError {
         if (!principal.may("infer")) {
             throw new ProtocolError(ProtocolError.Code.forbidden, "scope: generate needs the infer scope", false);
         }
-        String requestId = newRequestId();
-        InferenceRequest request = parser.parse(msg, requestId, principal.tenant(), principal.subject(), clock.instant());
+        java.time.Instant created = clock.instant();
+        InferenceRequest request = parser.parse(msg, principal.tenant(), principal.subject(), created);
         if (!limits.admit(principal.tenant())) {
             throw new ProtocolError(ProtocolError.Code.rate_limited,
                     "rate: tenant over its request rate (gateway.tenant.requests.per.second)", true);
         }
-        long now = request.getCreatedAt().toEpochMilli();
+        long now = created.toEpochMilli();
         boolean keyed = (request.getIdempotencyKey() != null && !request.getIdempotencyKey().isEmpty())
                 || request.getMetadata().containsKey(IdempotencyKeys.BUSINESS_ID);
+        int partition = replyPartitions.getAsInt();
+        String requestId = ids.mint(principal.tenant(), now, partition, keyed);
+        request.setRequestId(requestId);
+        request.setTraceId(requestId);
         String key = IdempotencyKeys.keyFor(principal.tenant(), requestId, request.getIdempotencyKey(), request.getMetadata());
         if (keyed) {
             String digest = RequestDigest.of(request);
@@ -107,23 +97,67 @@ public final class RequestSubmitter {
                 if (!first.digest().equals(digest)) {
                     throw ProtocolError.invalid("idempotency_key", "already used with different parameters");
                 }
-                int partition = -1;
+                int firstPartition = -1;
                 try {
-                    partition = registry.lookup(first.requestId()).map(Submission::replyPartition).orElse(-1);
-                } catch (RuntimeException redisDown) {
-                    log.warn("Request index unavailable ({}); following {} by key", redisDown.toString(), first.requestId());
+                    firstPartition = find(first.requestId(), principal.tenant()).map(Found::replyPartition).orElse(-1);
+                } catch (ProtocolError indexDown) {
+                    log.warn("Request index unavailable; following {} by key", first.requestId());
                 }
-                return new Prepared(first.requestId(), true, first.createdAtMillis(), null, partition,
+                return new Prepared(first.requestId(), true, first.createdAtMillis(), null, firstPartition,
                         CompletableFuture.completedFuture(null));
             }
         }
-        int partition = replyPartitions.getAsInt();
         if (partition >= 0) {
             request.setReplyPartition(partition);
         }
-        CompletableFuture<Void> indexed = indexWriter.write(
-                new SubmissionRegistry.IndexEntry(requestId, principal.tenant(), key, now, partition));
+        // The id alone finds an unkeyed request again; a keyed one's outcome is stored under its
+        // idempotency key, which only the index can tell from the id.
+        CompletableFuture<Void> indexed = keyed
+                ? indexWriter.write(new SubmissionRegistry.IndexEntry(requestId, principal.tenant(), key, now, partition))
+                : CompletableFuture.completedFuture(null);
         return new Prepared(requestId, false, now, request, partition, indexed);
+    }
+
+    /** A request a tenant may see: when it started and where its events go. */
+    public record Found(String requestId, String tenant, long createdAtMillis, int replyPartition, boolean keyed) {
+    }
+
+    /**
+     * The request {@code requestId} of {@code tenant}, if it exists and was started within the
+     * attach retention. Another tenant's request is not found, exactly like one that never was.
+     * Ids not sealed by a gateway (handed out before ids were sealed) are looked up in the index.
+     *
+     * @throws ProtocolError overloaded, when such an id needs the index and Redis does not answer
+     */
+    public java.util.Optional<Found> find(String requestId, String tenant) throws ProtocolError {
+        if (RequestIds.isSealed(requestId)) {
+            return ids.open(requestId, tenant)
+                    .filter(s -> clock.millis() - s.createdAtMillis() <= attachRetention.toMillis())
+                    .map(s -> new Found(requestId, tenant, s.createdAtMillis(), s.replyPartition(), s.keyed()));
+        }
+        java.util.Optional<Submission> known;
+        try {
+            known = registry.lookup(requestId);
+        } catch (RuntimeException redisDown) {
+            throw new ProtocolError(ProtocolError.Code.overloaded, "request index unavailable, retry shortly", true);
+        }
+        return known.filter(k -> k.tenant().equals(tenant))
+                .map(k -> new Found(requestId, tenant, k.createdAtMillis(), k.replyPartition(), true));
+    }
+
+    /**
+     * The stored outcome (an encoded {@code InferenceResult}) of a request {@link #find} found, once
+     * it has one.
+     *
+     * @throws ProtocolError overloaded, when Redis does not answer
+     */
+    public java.util.Optional<byte[]> outcome(Found request) throws ProtocolError {
+        try {
+            return request.keyed() ? registry.outcomeOf(request.requestId())
+                    : registry.outcomeByKey(IdempotencyKeys.keyFor(request.tenant(), request.requestId(), null, null));
+        } catch (RuntimeException redisDown) {
+            throw new ProtocolError(ProtocolError.Code.overloaded, "result store unavailable, retry shortly", true);
+        }
     }
 
     /**

@@ -6,8 +6,6 @@ import io.sluice.egress.StreamListener;
 import io.sluice.egress.Subscription;
 import io.sluice.egress.TokenRouter;
 import io.sluice.ingress.Authenticator.Principal;
-import io.sluice.idempotency.Submission;
-import io.sluice.idempotency.SubmissionRegistry;
 import io.sluice.ingress.ProtocolError;
 import io.sluice.schemas.Cancel;
 import io.sluice.schemas.InferenceRequest;
@@ -38,7 +36,6 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private final Producer<String, SpecificRecord> producer;
     private final String controlTopic;
     private final boolean cancelOnDisconnect;
-    private final SubmissionRegistry registry;
     private final int maxInFlight;
     private Session session;
     /** Closed by a draining gateway: its streams are left running for the client to attach to elsewhere. */
@@ -57,7 +54,6 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         this.writer = writer;
         this.principal = principal;
         this.submitter = submitter;
-        this.registry = submitter.registry();
         this.producer = producer;
         this.controlTopic = topics.control();
         this.cancelOnDisconnect = cancelOnDisconnect;
@@ -189,17 +185,10 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
             }
             afterSeq = after.asInt();
         }
-        java.util.Optional<Submission> known;
-        try {
-            known = registry.lookup(id.asText());
-        } catch (RuntimeException redisDown) {
-            throw new ProtocolError(ProtocolError.Code.overloaded, "attach: request index unavailable, retry shortly", true);
-        }
         // Another tenant's request looks exactly like one that does not exist.
-        if (known.isEmpty() || !known.get().tenant().equals(principal.tenant())) {
-            throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request", false);
-        }
-        follow(id.asText(), known.get().replyPartition(), afterSeq, known.get().createdAtMillis(), null);
+        RequestSubmitter.Found known = submitter.find(id.asText(), principal.tenant())
+                .orElseThrow(() -> new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request", false));
+        follow(id.asText(), known.replyPartition(), afterSeq, known.createdAtMillis(), null);
     }
 
     private void cancel(JsonNode msg, String clientId) throws ProtocolError {

@@ -1,0 +1,135 @@
+package io.sluice.ingress.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sluice.ingress.Authenticator;
+import io.sluice.ingress.GatewayConfig;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import org.apache.kafka.common.config.ConfigException;
+import org.junit.jupiter.api.Test;
+
+class RequestIdsTest {
+    static final byte[] SECRET = "request-id-secret-0123456789abcdef".getBytes(StandardCharsets.UTF_8);
+    final RequestIds ids = new RequestIds(SECRET);
+
+    @Test
+    void anIdTellsItsOwnTenantWhenItStartedAndWhereItsEventsGo() {
+        String id = ids.mint("acme", 1_764_000_000_123L, 7, false);
+        assertThat(id).hasSize(32).matches("[A-Za-z0-9_-]+");
+        assertThat(ids.open(id, "acme")).contains(new RequestIds.Sealed(1_764_000_000_123L, 7, false));
+
+        String keyed = ids.mint("acme", 5L, -1, true);
+        assertThat(ids.open(keyed, "acme")).contains(new RequestIds.Sealed(5L, -1, true));
+        assertThat(ids.open(ids.mint("acme", 0xFFFF_FFFF_FFFFL, 0xFFFE, false), "acme"))
+                .contains(new RequestIds.Sealed(0xFFFF_FFFF_FFFFL, 0xFFFE, false));
+    }
+
+    @Test
+    void anotherTenantAChangedIdOrAnotherSecretFindNothing() {
+        String id = ids.mint("acme", 1_764_000_000_123L, 2, false);
+        assertThat(ids.open(id, "globex")).isEmpty();
+        assertThat(ids.open(id, "acme ")).isEmpty();
+        assertThat(new RequestIds("another-secret-0123456789abcdef012".getBytes(StandardCharsets.UTF_8)).open(id, "acme"))
+                .isEmpty();
+        // Changing any character, in the sealed part (time, partition, flags) or in the seal itself, breaks it.
+        for (int i = 0; i < id.length(); i++) {
+            char c = id.charAt(i);
+            String changed = id.substring(0, i) + (c == 'A' ? 'B' : 'A') + id.substring(i + 1);
+            assertThat(ids.open(changed, "acme")).as("changed at %d", i).isEmpty();
+        }
+    }
+
+    @Test
+    void anythingElseIsNotASealedId() {
+        assertThat(RequestIds.isSealed("0b6f5a4e-7c1d-4f3e-9a2b-1c2d3e4f5a6b")).isFalse();
+        assertThat(RequestIds.isSealed("nope")).isFalse();
+        assertThat(RequestIds.isSealed(null)).isFalse();
+        assertThat(RequestIds.isSealed("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")).isFalse();
+        assertThat(ids.open("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "acme")).isEmpty();
+    }
+
+    @Test
+    void idsMintedInTheSameMillisecondDiffer() {
+        Set<String> seen = new HashSet<>();
+        for (int i = 0; i < 200_000; i++) {
+            seen.add(ids.mint("acme", 42L, 1, false));
+        }
+        assertThat(seen).hasSize(200_000);
+    }
+
+    @Test
+    void gatewaysWithTheSameJwtSecretShareTheKeyAndAPublicKeyOnlyGatewayMustBeGivenOne() {
+        String jwt = "jwt-secret-0123456789abcdef0123456789";
+        byte[] a = new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt)).requestIdKey();
+        byte[] b = new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt)).requestIdKey();
+        assertThat(a).isEqualTo(b).isNotEqualTo(jwt.getBytes(StandardCharsets.UTF_8));
+        assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt, GatewayConfig.REQUEST_ID_SECRET,
+                "explicit-secret-0123456789abcdef0123")).requestIdKey()).isNotEqualTo(a);
+
+        GatewayConfig publicKeysOnly = new GatewayConfig(Map.of(GatewayConfig.JWT_JWKS_FILE, "/keys.json"));
+        assertThatThrownBy(publicKeysOnly::requestIdKey).isInstanceOf(ConfigException.class)
+                .hasMessageContaining(GatewayConfig.REQUEST_ID_SECRET);
+        assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt, GatewayConfig.REQUEST_ID_SECRET,
+                "short"))).isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.REQUEST_ID_SECRET);
+    }
+
+    /** A clock the test moves. */
+    static final class MovableClock extends Clock {
+        Instant now = Instant.parse("2026-11-22T10:00:00Z");
+
+        @Override
+        public ZoneOffset getZone() {
+            return ZoneOffset.UTC;
+        }
+
+        @Override
+        public Clock withZone(java.time.ZoneId zone) {
+            return this;
+        }
+
+        @Override
+        public Instant instant() {
+            return now;
+        }
+    }
+
+    @Test
+    void aRequestIsFoundByItsTenantUntilTheAttachRetentionHasPassed() throws Exception {
+        MovableClock clock = new MovableClock();
+        RequestSubmitter submitter = new RequestSubmitter(new GenerateParser(1000, 100), null, "requests", null,
+                Duration.ofHours(1), Duration.ofMinutes(10), new TenantLimits(10, 100, System::nanoTime), clock, () -> 3, ids);
+        try {
+            Authenticator.Principal alice = new Authenticator.Principal("alice", "acme", Set.of("infer"));
+            ObjectNode generate = Frames.JSON.createObjectNode()
+                    .put("type", "generate").put("prompt", "The river");
+            RequestSubmitter.Prepared prepared = submitter.prepare(alice, generate);
+            String id = prepared.requestId();
+            assertThat(prepared.request().getRequestId()).isEqualTo(id);
+            assertThat(prepared.request().getTraceId()).isEqualTo(id);
+            assertThat(prepared.request().getReplyPartition()).isEqualTo(3);
+            assertThat(prepared.indexed()).as("an unkeyed request needs no index entry").isDone();
+
+            assertThat(submitter.find(id, "acme")).hasValueSatisfying(f -> {
+                assertThat(f.createdAtMillis()).isEqualTo(clock.now.toEpochMilli());
+                assertThat(f.replyPartition()).isEqualTo(3);
+                assertThat(f.keyed()).isFalse();
+            });
+            assertThat(submitter.find(id, "globex")).isEmpty();
+            clock.now = clock.now.plus(Duration.ofMinutes(10));
+            assertThat(submitter.find(id, "acme")).isPresent();
+            clock.now = clock.now.plusMillis(1);
+            assertThat(submitter.find(id, "acme")).as("past the attach retention").isEmpty();
+        } finally {
+            submitter.close();
+        }
+    }
+}
