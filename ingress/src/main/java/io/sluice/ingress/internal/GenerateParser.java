@@ -1,10 +1,11 @@
 package io.sluice.ingress.internal;
 
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sluice.ingress.ProtocolError;
 import io.sluice.schemas.InferenceRequest;
 import io.sluice.schemas.Tier;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -14,8 +15,10 @@ import java.util.Set;
 
 /** Validates a {@code generate} message field by field and builds the request record. */
 public final class GenerateParser {
-    static final Set<String> FIELDS = Set.of("type", "id", "prompt", "max_tokens", "temperature", "top_p", "top_k",
-            "seed", "stop", "logprobs", "tier", "priority", "idempotency_key", "metadata");
+    /** The fields of a generate message, in a list so each has a bit in a mask of those seen. */
+    private static final List<String> FAST_FIELDS = List.of("type", "id", "prompt", "max_tokens", "temperature", "top_p",
+            "top_k", "seed", "stop", "logprobs", "tier", "priority", "idempotency_key", "metadata");
+    static final Set<String> FIELDS = Set.copyOf(FAST_FIELDS);
     static final int MAX_ID = 256;
     static final int MAX_STOPS = 4;
     static final int MAX_STOP_CHARS = 64;
@@ -29,15 +32,17 @@ public final class GenerateParser {
         this.maxTokensLimit = maxTokensLimit;
     }
 
-    /** The request {@code msg} describes, without its id (the caller mints it once the request is valid). */
-    public InferenceRequest parse(JsonNode msg, String tenant, String principal, Instant now) throws ProtocolError {
+    /**
+     * The request {@code msg} describes, without its id and creation time (the caller sets both
+     * once the request is admitted).
+     */
+    public InferenceRequest parse(JsonNode msg, String tenant, String principal) throws ProtocolError {
         onlyFields(msg, FIELDS);
         // Every field is set below, so the record is filled directly: a builder would copy the
         // schema's field list and check each field for a default on every request.
         InferenceRequest b = new InferenceRequest();
         b.setTenant(tenant);
         b.setPrincipal(principal);
-        b.setCreatedAt(now);
         b.setClientId(optionalString(msg, "id", MAX_ID));
         JsonNode prompt = msg.get("prompt");
         if (prompt == null || prompt.isNull()) {
@@ -87,6 +92,179 @@ public final class GenerateParser {
         b.setIdempotencyKey(optionalString(msg, "idempotency_key", MAX_ID));
         b.setMetadata(metadata(msg.get("metadata")));
         return b;
+    }
+
+    /**
+     * The request a well-formed {@code generate} message describes, read in one pass without
+     * building a tree: the gateway's per-request path. Anything else — another message type,
+     * an unknown or repeated field, a value of the wrong type or out of range, trailing text —
+     * returns null, and the caller takes the tree path, which accepts exactly the same requests
+     * and names the field at fault for the rest. {@code GenerateParserTest} holds the two to
+     * the same answers.
+     */
+    public InferenceRequest tryParse(String text, String tenant, String principal) {
+        try (JsonParser p = Frames.JSON.getFactory().createParser(text)) {
+            if (p.nextToken() != JsonToken.START_OBJECT) {
+                return null;
+            }
+            InferenceRequest b = new InferenceRequest();
+            b.setTenant(tenant);
+            b.setPrincipal(principal);
+            b.setMaxTokens(64);
+            b.setTemperature(0f);
+            b.setTopP(1f);
+            b.setTopK(0);
+            b.setStop(new ArrayList<>());
+            b.setLogprobs(0);
+            b.setTier(Tier.operational);
+            b.setPriority(0);
+            b.setMetadata(new HashMap<>());
+            boolean generate = false;
+            int seen = 0;
+            String field;
+            while ((field = p.nextFieldName()) != null) {
+                int bit = FAST_FIELDS.indexOf(field);
+                if (bit < 0 || (seen & (1 << bit)) != 0) {
+                    return null;
+                }
+                seen |= 1 << bit;
+                JsonToken t = p.nextToken();
+                if (t == JsonToken.VALUE_NULL && !field.equals("type") && !field.equals("prompt")) {
+                    continue;
+                }
+                switch (field) {
+                    case "type" -> {
+                        if (t != JsonToken.VALUE_STRING || !p.getText().equals("generate")) {
+                            return null;
+                        }
+                        generate = true;
+                    }
+                    case "id" -> {
+                        if (t != JsonToken.VALUE_STRING || p.getTextLength() > MAX_ID) {
+                            return null;
+                        }
+                        b.setClientId(p.getText());
+                    }
+                    case "prompt" -> {
+                        if (t != JsonToken.VALUE_STRING || p.getTextLength() == 0 || p.getTextLength() > maxPromptChars) {
+                            return null;
+                        }
+                        b.setPrompt(p.getText());
+                    }
+                    case "max_tokens" -> {
+                        Integer v = intIn(p, t, 1, maxTokensLimit);
+                        if (v == null) {
+                            return null;
+                        }
+                        b.setMaxTokens(v);
+                    }
+                    case "temperature" -> {
+                        if (!t.isNumeric() || !(p.getDoubleValue() >= 0 && p.getDoubleValue() <= 2)) {
+                            return null;
+                        }
+                        b.setTemperature((float) p.getDoubleValue());
+                    }
+                    case "top_p" -> {
+                        if (!t.isNumeric() || !(p.getDoubleValue() > 0 && p.getDoubleValue() <= 1)
+                                || (float) p.getDoubleValue() == 0f) {
+                            return null;
+                        }
+                        b.setTopP((float) p.getDoubleValue());
+                    }
+                    case "top_k" -> {
+                        Integer v = intIn(p, t, 0, 1_000_000);
+                        if (v == null) {
+                            return null;
+                        }
+                        b.setTopK(v);
+                    }
+                    case "seed" -> {
+                        if (t != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+                            return null;
+                        }
+                        b.setSeed(p.getLongValue());
+                    }
+                    case "stop" -> {
+                        if (t != JsonToken.START_ARRAY) {
+                            return null;
+                        }
+                        while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
+                            if (t != JsonToken.VALUE_STRING || p.getTextLength() == 0 || p.getTextLength() > MAX_STOP_CHARS
+                                    || b.getStop().size() == MAX_STOPS) {
+                                return null;
+                            }
+                            b.getStop().add(p.getText());
+                        }
+                    }
+                    case "logprobs" -> {
+                        Integer v = intIn(p, t, 0, 5);
+                        if (v == null) {
+                            return null;
+                        }
+                        b.setLogprobs(v);
+                    }
+                    case "tier" -> {
+                        if (t != JsonToken.VALUE_STRING) {
+                            return null;
+                        }
+                        String tier = p.getText();
+                        if (tier.equals("operational")) {
+                            b.setTier(Tier.operational);
+                        } else if (tier.equals("financial")) {
+                            b.setTier(Tier.financial);
+                        } else {
+                            return null;
+                        }
+                    }
+                    case "priority" -> {
+                        Integer v = intIn(p, t, 0, 9);
+                        if (v == null) {
+                            return null;
+                        }
+                        b.setPriority(v);
+                    }
+                    case "idempotency_key" -> {
+                        if (t != JsonToken.VALUE_STRING || p.getTextLength() > MAX_ID) {
+                            return null;
+                        }
+                        b.setIdempotencyKey(p.getText());
+                    }
+                    case "metadata" -> {
+                        if (t != JsonToken.START_OBJECT) {
+                            return null;
+                        }
+                        String key;
+                        while ((key = p.nextFieldName()) != null) {
+                            if (p.nextToken() != JsonToken.VALUE_STRING || key.length() > MAX_ID || p.getTextLength() > 1024) {
+                                return null;
+                            }
+                            b.getMetadata().put(key, p.getText());
+                        }
+                        if (b.getMetadata().size() > MAX_METADATA) {
+                            return null;
+                        }
+                    }
+                    default -> {
+                        return null;
+                    }
+                }
+            }
+            if (!generate || b.getPrompt() == null || p.nextToken() != null) {
+                return null;
+            }
+            return b;
+        } catch (java.io.IOException | RuntimeException notPlain) {
+            return null;
+        }
+    }
+
+    /** The current value if it is a JSON integer within [min, max], else null. */
+    private static Integer intIn(JsonParser p, JsonToken t, int min, int max) throws java.io.IOException {
+        if (t != JsonToken.VALUE_NUMBER_INT || p.getNumberType() != JsonParser.NumberType.INT) {
+            return null;
+        }
+        int v = p.getIntValue();
+        return v < min || v > max ? null : v;
     }
 
     /** Refuses a message carrying a field outside {@code allowed}, naming it. */

@@ -67,11 +67,15 @@ public final class RequestSubmitter {
 
     /** Checks everything that can be checked before Kafka; throws the client-facing error. */
     public Prepared prepare(Principal principal, JsonNode msg) throws ProtocolError {
-        if (!principal.may("infer")) {
-            throw new ProtocolError(ProtocolError.Code.forbidden, "scope: generate needs the infer scope", false);
-        }
+        mayGenerate(principal);
+        return prepare(principal, parser.parse(msg, principal.tenant(), principal.subject()));
+    }
+
+    /** As {@link #prepare(Principal, JsonNode)}, for a request {@link GenerateParser#tryParse} read. */
+    public Prepared prepare(Principal principal, InferenceRequest request) throws ProtocolError {
+        mayGenerate(principal);
         java.time.Instant created = clock.instant();
-        InferenceRequest request = parser.parse(msg, principal.tenant(), principal.subject(), created);
+        request.setCreatedAt(created);
         if (!limits.admit(principal.tenant())) {
             throw new ProtocolError(ProtocolError.Code.rate_limited,
                     "rate: tenant over its request rate (gateway.tenant.requests.per.second)", true);
@@ -116,6 +120,17 @@ public final class RequestSubmitter {
                 ? indexWriter.write(new SubmissionRegistry.IndexEntry(requestId, principal.tenant(), key, now, partition))
                 : CompletableFuture.completedFuture(null);
         return new Prepared(requestId, false, now, request, partition, indexed);
+    }
+
+    private static void mayGenerate(Principal principal) throws ProtocolError {
+        if (!principal.may("infer")) {
+            throw new ProtocolError(ProtocolError.Code.forbidden, "scope: generate needs the infer scope", false);
+        }
+    }
+
+    /** The parser of generate messages, for transports that read them without a tree first. */
+    public GenerateParser parser() {
+        return parser;
     }
 
     /** A request a tenant may see: when it started and where its events go. */

@@ -87,6 +87,16 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
 
     @Override
     public void onWebSocketText(String message) {
+        // The common case, a well-formed generate, is read without a tree; all else takes the tree path.
+        InferenceRequest plain = submitter.parser().tryParse(message, principal.tenant(), principal.subject());
+        if (plain != null) {
+            try {
+                generate(null, plain, plain.getClientId());
+            } catch (ProtocolError e) {
+                outbox.offer(Frames.error(plain.getClientId(), null, e));
+            }
+            return;
+        }
         JsonNode msg;
         try {
             msg = Frames.JSON.readTree(message);
@@ -105,7 +115,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
                 throw ProtocolError.invalid("type", "required: generate, cancel, attach or ping");
             }
             switch (type.asText()) {
-                case "generate" -> generate(msg, clientId);
+                case "generate" -> generate(msg, null, clientId);
                 case "ping" -> outbox.offer(Frames.pong());
                 case "cancel" -> cancel(msg, clientId);
                 case "attach" -> attach(msg);
@@ -117,12 +127,14 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         }
     }
 
-    private void generate(JsonNode msg, String clientId) throws ProtocolError {
+    /** Submits the request {@code msg} describes, or {@code parsed} when it was read already. */
+    private void generate(JsonNode msg, InferenceRequest parsed, String clientId) throws ProtocolError {
         if (streams.size() >= maxInFlight) {
             throw new ProtocolError(ProtocolError.Code.rate_limited, "in_flight: this socket already follows " + maxInFlight
                     + " unfinished requests (gateway.max.inflight.per.socket)", true);
         }
-        RequestSubmitter.Prepared prepared = submitter.prepare(principal, msg);
+        RequestSubmitter.Prepared prepared = parsed != null ? submitter.prepare(principal, parsed)
+                : submitter.prepare(principal, msg);
         String requestId = prepared.requestId();
         if (prepared.duplicate()) {
             follow(requestId, prepared.replyPartition(), -1, prepared.createdAtMillis(),
