@@ -389,14 +389,17 @@ public final class Sluice {
     @Command(name = "accept", description = "Accepted requests/s through a gateway beside Kafka's own ProducerPerformance "
             + "with the same record size, on a broker and Redis this command starts.")
     static final class BenchAccept implements Callable<Integer> {
-        @Option(names = "--requests", defaultValue = "100000", description = "Requests per side.")
+        @Option(names = "--requests", defaultValue = "200000", description = "Measured requests per side and trial.")
         int requests;
         @Option(names = "--connections", defaultValue = "8", description = "Sockets sending requests.")
         int connections;
-        @Option(names = "--warmup", defaultValue = "30000", description = "Requests sent, unmeasured, before the measured "
-                + "ones, through the gateway and (as its --warmup-records) by ProducerPerformance, so both are measured "
-                + "running compiled code rather than while the JIT compiles it.")
+        @Option(names = "--warmup", defaultValue = "100000", description = "Requests sent, unmeasured, before the measured "
+                + "ones, through each gateway process and (as its --warmup-records) by each ProducerPerformance run, so "
+                + "both are measured running compiled code rather than while the JIT compiles it.")
         int warmup;
+        @Option(names = "--trials", defaultValue = "3", description = "Trials, each a fresh ProducerPerformance run and a "
+                + "fresh gateway process; the median ratio is the result.")
+        int trials;
         @Option(names = "--requests-per-socket", defaultValue = "5000", description = "Requests a socket sends before "
                 + "it is closed and a new one takes its place. No worker runs, so requests never finish; this bounds the "
                 + "streams the gateway follows (connections x this), as finishing requests do in a deployment.")
@@ -409,64 +412,88 @@ public final class Sluice {
 
         @Override
         public Integer call() throws Exception {
-            System.out.printf("sluice bench accept --requests %d --connections %d --warmup %d --requests-per-socket %d%n", requests,
-                    connections, warmup, perSocket);
+            System.out.printf("sluice bench accept --requests %d --warmup %d --trials %d --connections %d --requests-per-socket %d%n",
+                    requests, warmup, trials, connections, perSocket);
             try (BenchStack stack = new BenchStack("sluice-bench-accept")) {
                 EmbeddedKafka kafka = stack.kafka;
                 Topics topics = stack.topics;
                 String prompt = "The river flows past the old mill and the boats wait at the lock for the keeper";
                 String generate = "{\"type\":\"generate\",\"prompt\":\"" + prompt + "\",\"max_tokens\":64}";
+                // The record the gateway writes for that message: request and trace id are its 32-character id.
+                String id = "x".repeat(32);
                 int recordSize = io.sluice.schemas.SluiceCodec.get().encode(io.sluice.schemas.InferenceRequest.newBuilder()
-                        .setRequestId(java.util.UUID.randomUUID().toString()).setTenant("bench").setPrincipal("bench")
-                        .setPrompt(prompt).setTraceId(java.util.UUID.randomUUID().toString())
+                        .setRequestId(id).setTenant("bench").setPrincipal("bench").setPrompt(prompt).setTraceId(id)
                         .setCreatedAt(java.time.Instant.now()).setReplyPartition(0).build()).length;
+                System.out.printf("record size %d bytes; gateway %s%n", recordSize,
+                        inProcess ? "in this JVM" : "in its own JVM (-Xmx" + gatewayHeap + ")");
 
-                // Baseline: Kafka's own producer benchmark, same broker, same acks and idempotence, same record
-                // size, and the same warm-up as the gateway gets: its steady-state figure is the one compared.
-                Process perf = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(),
-                        "--num-records", String.valueOf(requests + warmup), "--warmup-records", String.valueOf(warmup), "--record-size",
-                        String.valueOf(recordSize), "--throughput", "-1", "--command-property",
-                        "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5")
-                        .redirectErrorStream(true).start();
-                String perfOut = new String(perf.getInputStream().readAllBytes());
-                perf.waitFor();
-                String summary = perfOut.lines().filter(l -> l.contains("records sent")).reduce((a, b) -> b).orElse(perfOut);
-                double baseline = Double.parseDouble(summary.replaceAll(".*records sent, ([0-9.]+) records/sec.*", "$1"));
+                // The broker is part of both measurements: warm it up first, so that neither side pays
+                // for compiling the broker's produce path.
+                perf(kafka, topics, recordSize, warmup, 0);
 
                 String token = stack.token;
                 Map<String, Object> settings = new HashMap<>(stack.gatewayConfig().originals());
                 // No worker runs here, so every request stays open; closing a socket (the warm-up's, or
                 // one replaced after --requests-per-socket) would otherwise write a cancel for each.
                 settings.put(GatewayConfig.CANCEL_ON_DISCONNECT, false);
-                try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
-                        : GatewayUnderTest.process(settings, gatewayHeap)) {
-                    if (warmup > 0) {
-                        io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, Math.max(1, warmup / connections),
-                                perSocket, generate);
-                        long quietBy = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-                        while (gateway.openSockets() > 0 && System.nanoTime() < quietBy) {
-                            Thread.sleep(50);
+                List<Double> ratios = new java.util.ArrayList<>();
+                System.out.printf("%-6s %28s %28s %7s%n", "trial", "ProducerPerformance rec/s", "gateway accepted req/s", "ratio");
+                for (int trial = 1; trial <= trials; trial++) {
+                    // Kafka's own producer benchmark, same broker, acks, idempotence, linger and record
+                    // size, and the same warm-up as the gateway gets: its steady-state figure is compared.
+                    double baseline = perf(kafka, topics, recordSize, requests, warmup);
+                    double accepted;
+                    try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
+                            : GatewayUnderTest.process(settings, gatewayHeap)) {
+                        if (warmup > 0) {
+                            io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections,
+                                    Math.max(1, warmup / connections), perSocket, generate);
+                            long quietBy = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+                            while (gateway.openSockets() > 0 && System.nanoTime() < quietBy) {
+                                Thread.sleep(50);
+                            }
                         }
+                        long before = endOffsets(kafka.bootstrapServers(), topics.requests());
+                        var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
+                                perSocket, generate);
+                        long written = endOffsets(kafka.bootstrapServers(), topics.requests()) - before;
+                        // Every accepted frame counted must stand for a request on the topic.
+                        if (written != r.requests() - r.errors() || r.errors() > 0) {
+                            throw new IllegalStateException("trial " + trial + ": " + r.errors() + " errors; " + written
+                                    + " requests on " + topics.requests() + " for " + (r.requests() - r.errors()) + " accepted");
+                        }
+                        accepted = r.perSecond();
                     }
-                    long before = endOffsets(kafka.bootstrapServers(), topics.requests());
-                    var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
-                            perSocket, generate);
-                    long written = endOffsets(kafka.bootstrapServers(), topics.requests()) - before;
-                    System.out.printf("record size %d bytes; gateway %s%n", recordSize,
-                            inProcess ? "in this JVM" : "in its own JVM (-Xmx" + gatewayHeap + ")");
-                    // Every accepted frame counted must stand for a request on the topic.
-                    System.out.printf("requests on %s during the run: %d of %d accepted%n", topics.requests(), written,
-                            r.requests() - r.errors());
-                    if (written != r.requests() - r.errors()) {
-                        throw new IllegalStateException("accepted frames and records on the topic disagree");
-                    }
-                    System.out.printf("ProducerPerformance (acks=all, idempotent): %.0f records/s%n  %s%n", baseline, summary.trim());
-                    System.out.printf("gateway accepted (acks=all, idempotent):    %.0f requests/s over %d sockets, %d errors%n",
-                            r.perSecond(), connections, r.errors());
-                    System.out.printf("gateway / ProducerPerformance:              %.2fx%n", r.perSecond() / baseline);
+                    ratios.add(accepted / baseline);
+                    System.out.printf("%-6d %28.0f %28.0f %6.2fx%n", trial, baseline, accepted, accepted / baseline);
                 }
+                List<Double> sorted = ratios.stream().sorted().toList();
+                System.out.printf("every accepted frame matched a request on %s (acks=all, idempotent, linger 5 ms both sides)%n",
+                        topics.requests());
+                System.out.printf("gateway / ProducerPerformance, median of %d trials: %.2fx (min %.2fx, max %.2fx)%n", trials,
+                        sorted.get(sorted.size() / 2), sorted.get(0), sorted.get(sorted.size() - 1));
             }
             return 0;
+        }
+
+        /**
+         * Runs ProducerPerformance for {@code warmup + records} records and returns its records/s
+         * after the warm-up ones (all of them when there is no warm-up).
+         */
+        private static double perf(EmbeddedKafka kafka, Topics topics, int recordSize, int records, int warmup) throws Exception {
+            Process perf = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(),
+                    "--num-records", String.valueOf(records + warmup), "--warmup-records", String.valueOf(warmup),
+                    "--record-size", String.valueOf(recordSize), "--throughput", "-1", "--command-property",
+                    "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5")
+                    .redirectErrorStream(true).start();
+            String out = new String(perf.getInputStream().readAllBytes());
+            if (perf.waitFor() != 0) {
+                throw new IllegalStateException("ProducerPerformance failed:\n" + out);
+            }
+            // With a warm-up, the last summary line is the steady-state one.
+            String summary = out.lines().filter(l -> l.contains("records sent")).reduce((a, b) -> b)
+                    .orElseThrow(() -> new IllegalStateException("no summary from ProducerPerformance:\n" + out));
+            return Double.parseDouble(summary.replaceAll(".*records sent, ([0-9.]+) records/sec.*", "$1"));
         }
     }
 
