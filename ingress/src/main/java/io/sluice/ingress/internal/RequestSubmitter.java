@@ -182,7 +182,6 @@ public final class RequestSubmitter {
      */
     public CompletableFuture<Void> produce(Prepared prepared) {
         CompletableFuture<Void> acked = new CompletableFuture<>();
-        CompletableFuture<Void> indexed = prepared.indexed().exceptionally(e -> null);
         producer.send(new ProducerRecord<>(requestsTopic, prepared.requestId(), prepared.request()), (md, err) -> {
             if (err != null) {
                 log.warn("Request {} not accepted by Kafka: {}", prepared.requestId(), err.toString());
@@ -191,6 +190,9 @@ public final class RequestSubmitter {
                 acked.complete(null);
             }
         });
-        return acked.thenCombine(indexed, (a, b) -> null);
+        if (prepared.indexed().isDone()) {
+            return acked; // unkeyed: nothing to wait for but Kafka
+        }
+        return acked.thenCombine(prepared.indexed().exceptionally(e -> null), (a, b) -> null);
     }
 }
