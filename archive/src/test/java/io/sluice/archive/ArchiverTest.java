@@ -22,16 +22,13 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import org.apache.avro.file.DataFileReader;
 import org.apache.avro.generic.GenericDatumReader;
@@ -273,36 +270,20 @@ class ArchiverTest {
     @Test
     void operationalDaysExpireAfterSevenDaysOfInjectedTimeAndVerifyKnowsTheyWereRemovedOnPurpose() throws Exception {
         Path archive = dir.resolve("d");
-        AtomicReference<Instant> now = new AtomicReference<>(Instant.parse("2026-11-01T12:00:00Z"));
-        Clock clock = new Clock() {
-            @Override
-            public java.time.ZoneId getZone() {
-                return ZoneOffset.UTC;
-            }
-
-            @Override
-            public Clock withZone(java.time.ZoneId zone) {
-                return this;
-            }
-
-            @Override
-            public Instant instant() {
-                return now.get();
-            }
-        };
+        io.sluice.testkit.MutableClock clock = new io.sluice.testkit.MutableClock(Instant.parse("2026-11-01T12:00:00Z"));
         Map<String, Object> p = props(archive);
         p.put(ArchiverConfig.tierKey(Tier.operational, "flush.ms"), 100L);
         p.put(ArchiverConfig.RETENTION_CHECK_MS, 1000L);
         try (Archiver archiver = Archiver.start(new ArchiverConfig(p), clock)) {
-            send(letter("old-op", Tier.operational, "acme", "X", now.get()));
-            send(letter("old-fin", Tier.financial, "acme", "X", now.get()));
+            send(letter("old-op", Tier.operational, "acme", "X", clock.instant()));
+            send(letter("old-fin", Tier.financial, "acme", "X", clock.instant()));
             await(() -> archiver.archived() == 2, "archived on Nov 1");
-            now.set(Instant.parse("2026-11-07T12:00:00Z"));
-            send(letter("new-op", Tier.operational, "acme", "X", now.get()));
+            clock.set(Instant.parse("2026-11-07T12:00:00Z"));
+            send(letter("new-op", Tier.operational, "acme", "X", clock.instant()));
             await(() -> archiver.archived() == 3, "archived on Nov 7");
             Thread.sleep(1500);
             assertThat(new DlqArchive(archive).list(DlqArchive.Filter.all())).hasSize(3);
-            now.set(Instant.parse("2026-11-08T00:00:01Z")); // Nov 1 is now 8 days back
+            clock.set(Instant.parse("2026-11-08T00:00:01Z")); // Nov 1 is now 8 days back
             await(() -> new DlqArchive(archive).list(DlqArchive.Filter.all()).size() == 2, "Nov 1 operational removed");
         }
         DlqArchive reader = new DlqArchive(archive);

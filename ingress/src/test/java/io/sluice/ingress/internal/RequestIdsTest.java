@@ -6,11 +6,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.sluice.ingress.Authenticator;
 import io.sluice.ingress.GatewayConfig;
+import io.sluice.testkit.MutableClock;
 import java.nio.charset.StandardCharsets;
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneOffset;
 import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
@@ -82,29 +81,9 @@ class RequestIdsTest {
                 "short"))).isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.REQUEST_ID_SECRET);
     }
 
-    /** A clock the test moves. */
-    static final class MovableClock extends Clock {
-        Instant now = Instant.parse("2026-11-22T10:00:00Z");
-
-        @Override
-        public ZoneOffset getZone() {
-            return ZoneOffset.UTC;
-        }
-
-        @Override
-        public Clock withZone(java.time.ZoneId zone) {
-            return this;
-        }
-
-        @Override
-        public Instant instant() {
-            return now;
-        }
-    }
-
     @Test
     void aRequestIsFoundByItsTenantUntilTheAttachRetentionHasPassed() throws Exception {
-        MovableClock clock = new MovableClock();
+        MutableClock clock = new MutableClock(Instant.parse("2026-11-22T10:00:00Z"));
         RequestSubmitter submitter = new RequestSubmitter(new GenerateParser(1000, 100), null, "requests", null,
                 Duration.ofHours(1), Duration.ofMinutes(10), new TenantLimits(10, 100, System::nanoTime), clock, () -> 3, ids);
         try {
@@ -119,14 +98,14 @@ class RequestIdsTest {
             assertThat(prepared.indexed()).as("an unkeyed request needs no index entry").isDone();
 
             assertThat(submitter.find(id, "acme")).hasValueSatisfying(f -> {
-                assertThat(f.createdAtMillis()).isEqualTo(clock.now.toEpochMilli());
+                assertThat(f.createdAtMillis()).isEqualTo(clock.millis());
                 assertThat(f.replyPartition()).isEqualTo(3);
                 assertThat(f.keyed()).isFalse();
             });
             assertThat(submitter.find(id, "globex")).isEmpty();
-            clock.now = clock.now.plus(Duration.ofMinutes(10));
+            clock.advance(Duration.ofMinutes(10));
             assertThat(submitter.find(id, "acme")).isPresent();
-            clock.now = clock.now.plusMillis(1);
+            clock.advance(Duration.ofMillis(1));
             assertThat(submitter.find(id, "acme")).as("past the attach retention").isEmpty();
         } finally {
             submitter.close();
