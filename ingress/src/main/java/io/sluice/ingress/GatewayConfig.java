@@ -47,11 +47,7 @@ public final class GatewayConfig extends AbstractConfig {
                     "Address the gateway listens on.")
             .define(PORT, Type.INT, 8080, Range.between(0, 65535), Importance.HIGH,
                     "Port of the WebSocket endpoint /v1/stream and of /healthz; 0 picks a free one.")
-            .define(JWT_SECRET, Type.PASSWORD, null, ConfigDef.LambdaValidator.with((name, value) -> {
-                if (value != null && ((org.apache.kafka.common.config.types.Password) value).value().length() < 32) {
-                    throw new ConfigException(name, "[hidden]", "an HS256 secret must have at least 32 characters");
-                }
-            }, () -> "at least 32 characters"), Importance.HIGH,
+            .define(JWT_SECRET, Type.PASSWORD, null, secretOfAtLeast32("an HS256 secret"), Importance.HIGH,
                     "HS256 secret that signs client JWTs (the dev signing key in dev mode). At least one of this, "
                             + JWT_JWKS_FILE + " and " + JWT_PUBLIC_KEY_FILE + " is required.")
             .define(JWT_JWKS_FILE, Type.STRING, "", Importance.HIGH,
@@ -102,15 +98,20 @@ public final class GatewayConfig extends AbstractConfig {
                     "How long an idempotency key is remembered: a repeated submit within it gets the first request.")
             .define(ATTACH_RETENTION_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "How long after its start a request can be attached to (keep it within the tokens topic's retention).")
-            .define(REQUEST_ID_SECRET, Type.PASSWORD, null, ConfigDef.LambdaValidator.with((name, value) -> {
-                if (value != null && ((org.apache.kafka.common.config.types.Password) value).value().length() < 32) {
-                    throw new ConfigException(name, "[hidden]", "a request id secret must have at least 32 characters");
-                }
-            }, () -> "at least 32 characters"), Importance.HIGH,
+            .define(REQUEST_ID_SECRET, Type.PASSWORD, null, secretOfAtLeast32("a request id secret"), Importance.HIGH,
                     "Secret that seals the request ids gateways hand out (tenant, start time, reply partition), so any "
                             + "gateway can answer attach and GET for an id without a lookup. Every gateway of a deployment "
                             + "needs the same one. Empty derives it from " + JWT_SECRET + "; required when client JWTs "
                             + "are verified with public keys only.");
+
+    /** Accepts no secret, or one of at least 32 characters; the message never shows the value. */
+    private static ConfigDef.Validator secretOfAtLeast32(String what) {
+        return ConfigDef.LambdaValidator.with((name, value) -> {
+            if (value != null && ((org.apache.kafka.common.config.types.Password) value).value().length() < 32) {
+                throw new ConfigException(name, "[hidden]", what + " must have at least 32 characters");
+            }
+        }, () -> "at least 32 characters");
+    }
 
     public GatewayConfig(Map<?, ?> props) {
         super(CONFIG, props);
