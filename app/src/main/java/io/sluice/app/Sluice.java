@@ -468,7 +468,7 @@ public final class Sluice {
                     System.out.printf("%-6d %28.0f %28.0f %6.2fx%n", trial, baseline, accepted, accepted / baseline);
                 }
                 List<Double> sorted = ratios.stream().sorted().toList();
-                System.out.printf("every accepted frame matched a request on %s (acks=all, idempotent, linger 5 ms both sides)%n",
+                System.out.printf("every accepted frame matched a request on %s (acks=all, idempotent, linger 5 ms, batch.size 64 KiB both sides)%n",
                         topics.requests());
                 System.out.printf("gateway / ProducerPerformance, median of %d trials: %.2fx (min %.2fx, max %.2fx)%n", trials,
                         sorted.get(sorted.size() / 2), sorted.get(0), sorted.get(sorted.size() - 1));
@@ -484,7 +484,7 @@ public final class Sluice {
             Process perf = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(),
                     "--num-records", String.valueOf(records + warmup), "--warmup-records", String.valueOf(warmup),
                     "--record-size", String.valueOf(recordSize), "--throughput", "-1", "--command-property",
-                    "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5")
+                    "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5", "batch.size=65536")
                     .redirectErrorStream(true).start();
             String out = new String(perf.getInputStream().readAllBytes());
             if (perf.waitFor() != 0) {
