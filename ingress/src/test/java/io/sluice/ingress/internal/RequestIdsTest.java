@@ -82,7 +82,9 @@ class RequestIdsTest {
     }
 
     @Test
-    void aRequestIsFoundByItsTenantUntilTheAttachRetentionHasPassed() throws Exception {
+    void aRequestIsFoundByItsTenantUntilTheAttachRetentionHasPassedWithoutAskingRedis() throws Exception {
+        // No registry at all (null): an unkeyed request is submitted and found from its id alone,
+        // which is what keeps attach and status working while Redis is down.
         MutableClock clock = new MutableClock(Instant.parse("2026-11-22T10:00:00Z"));
         RequestSubmitter submitter = new RequestSubmitter(new GenerateParser(1000, 100), null, "requests", null,
                 Duration.ofHours(1), Duration.ofMinutes(10), new TenantLimits(10, 100, System::nanoTime), clock, () -> 3, ids);
