@@ -40,6 +40,7 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String TLS_CLIENT_CA_FILE = "gateway.tls.client.ca.file";
     public static final String ATTACH_RETENTION_MS = "gateway.attach.retention.ms";
     public static final String REQUEST_ID_SECRET = "gateway.request.id.secret";
+    public static final String REQUEST_ID_PREVIOUS_SECRET = "gateway.request.id.previous.secret";
 
     public static final ConfigDef CONFIG = CommonConfig.define()
             .define(ID, Type.STRING, "", Importance.LOW, "Id of this gateway in logs and client ids; empty picks <host>-<pid>.")
@@ -102,7 +103,11 @@ public final class GatewayConfig extends AbstractConfig {
                     "Secret that seals the request ids gateways hand out (tenant, start time, reply partition), so any "
                             + "gateway can answer attach and GET for an id without a lookup. Every gateway of a deployment "
                             + "needs the same one. Empty derives it from " + JWT_SECRET + "; required when client JWTs "
-                            + "are verified with public keys only.");
+                            + "are verified with public keys only.")
+            .define(REQUEST_ID_PREVIOUS_SECRET, Type.PASSWORD, null, secretOfAtLeast32("a request id secret"), Importance.LOW,
+                    "An earlier " + REQUEST_ID_SECRET + " whose ids are still accepted (none is sealed with it), so that "
+                            + "rotating the secret leaves the requests of the last " + ATTACH_RETENTION_MS
+                            + " findable. Drop it once that retention has passed.");
 
     /** Accepts no secret, or one of at least 32 characters; the message never shows the value. */
     private static ConfigDef.Validator secretOfAtLeast32(String what) {
@@ -143,6 +148,13 @@ public final class GatewayConfig extends AbstractConfig {
         } catch (java.security.GeneralSecurityException e) {
             throw new IllegalStateException("HmacSHA256 unavailable", e);
         }
+    }
+
+    /** The key of {@link #REQUEST_ID_PREVIOUS_SECRET}, if one is set. */
+    public java.util.Optional<byte[]> previousRequestIdKey() {
+        var previous = getPassword(REQUEST_ID_PREVIOUS_SECRET);
+        return previous == null ? java.util.Optional.empty()
+                : java.util.Optional.of(previous.value().getBytes(java.nio.charset.StandardCharsets.UTF_8));
     }
 
     /** TLS for the connector, or null for plain ws:// and http://; fails naming the key at fault. */

@@ -18,6 +18,9 @@ import javax.crypto.spec.SecretKeySpec;
  * to Redis on the accept path; an id shown with another tenant's token fails the check and is
  * treated exactly like an id that does not exist.
  *
+ * <p>Ids sealed with an earlier secret, passed to the constructor, are still opened, so the
+ * secret can be rotated without losing the requests of the attach retention.
+ *
  * <p>Layout, 24 bytes as 32 characters of unpadded base64url: creation time in epoch
  * milliseconds (6 bytes), reply partition + 1 (2 bytes, 0 for none), flags (1 byte), 7 random
  * bytes, then the first 8 bytes of HMAC-SHA256(secret, the first 16 bytes, tenant).
@@ -32,15 +35,27 @@ public final class RequestIds {
     public record Sealed(long createdAtMillis, int replyPartition, boolean keyed) {
     }
 
-    private final ThreadLocal<Mac> macs;
+    /** Per thread: a Mac for the current key, then one for each earlier key still accepted. */
+    private final ThreadLocal<Mac[]> macs;
 
-    public RequestIds(byte[] secret) {
-        SecretKeySpec key = new SecretKeySpec(secret, "HmacSHA256");
+    /**
+     * @param secret the key that seals new ids
+     * @param earlier keys of earlier secrets: ids they sealed are still opened, none is sealed with them
+     */
+    public RequestIds(byte[] secret, byte[]... earlier) {
+        java.util.List<SecretKeySpec> keys = new java.util.ArrayList<>();
+        keys.add(new SecretKeySpec(secret, "HmacSHA256"));
+        for (byte[] k : earlier) {
+            keys.add(new SecretKeySpec(k, "HmacSHA256"));
+        }
         this.macs = ThreadLocal.withInitial(() -> {
             try {
-                Mac mac = Mac.getInstance("HmacSHA256");
-                mac.init(key);
-                return mac;
+                Mac[] out = new Mac[keys.size()];
+                for (int i = 0; i < out.length; i++) {
+                    out[i] = Mac.getInstance("HmacSHA256");
+                    out[i].init(keys.get(i));
+                }
+                return out;
             } catch (GeneralSecurityException e) {
                 throw new IllegalStateException("HmacSHA256 unavailable", e);
             }
@@ -61,7 +76,7 @@ public final class RequestIds {
         for (int i = 0; i < 7; i++) {
             b.put((byte) (random >>> (8 * i)));
         }
-        b.put(seal(b.array(), tenant), 0, 8);
+        b.put(seal(macs.get()[0], b.array(), tenant), 0, 8);
         return ENCODER.encodeToString(b.array());
     }
 
@@ -85,8 +100,12 @@ public final class RequestIds {
             return Optional.empty();
         }
         byte[] raw = DECODER.decode(id);
-        byte[] expected = seal(raw, tenant);
-        if (!MessageDigest.isEqual(java.util.Arrays.copyOfRange(raw, 16, 24), java.util.Arrays.copyOf(expected, 8))) {
+        byte[] presented = java.util.Arrays.copyOfRange(raw, 16, 24);
+        boolean sealed = false;
+        for (Mac mac : macs.get()) {
+            sealed |= MessageDigest.isEqual(presented, java.util.Arrays.copyOf(seal(mac, raw, tenant), 8));
+        }
+        if (!sealed) {
             return Optional.empty();
         }
         ByteBuffer b = ByteBuffer.wrap(raw);
@@ -96,8 +115,7 @@ public final class RequestIds {
         return Optional.of(new Sealed(created, partition, keyed));
     }
 
-    private byte[] seal(byte[] raw, String tenant) {
-        Mac mac = macs.get();
+    private static byte[] seal(Mac mac, byte[] raw, String tenant) {
         mac.update(raw, 0, 16);
         return mac.doFinal(tenant.getBytes(StandardCharsets.UTF_8));
     }

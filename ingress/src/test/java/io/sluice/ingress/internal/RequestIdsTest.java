@@ -48,6 +48,28 @@ class RequestIdsTest {
     }
 
     @Test
+    void afterARotationIdsOfTheEarlierSecretStillOpenAndNewOnesAreSealedWithTheNewOne() {
+        byte[] next = "next-secret-0123456789abcdef0123456".getBytes(StandardCharsets.UTF_8);
+        String before = ids.mint("acme", 7L, 1, false);
+        RequestIds rotated = new RequestIds(next, SECRET);
+        assertThat(rotated.open(before, "acme")).contains(new RequestIds.Sealed(7L, 1, false));
+        assertThat(rotated.open(before, "globex")).isEmpty();
+        String after = rotated.mint("acme", 8L, 2, true);
+        assertThat(new RequestIds(next).open(after, "acme")).as("sealed with the new secret only")
+                .contains(new RequestIds.Sealed(8L, 2, true));
+        assertThat(ids.open(after, "acme")).isEmpty();
+        assertThat(new RequestIds(next).open(before, "acme")).as("once the earlier secret is dropped").isEmpty();
+
+        String jwt = "jwt-secret-0123456789abcdef0123456789";
+        assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt)).previousRequestIdKey()).isEmpty();
+        assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt, GatewayConfig.REQUEST_ID_PREVIOUS_SECRET,
+                new String(SECRET, StandardCharsets.UTF_8))).previousRequestIdKey()).hasValue(SECRET);
+        assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt,
+                GatewayConfig.REQUEST_ID_PREVIOUS_SECRET, "short"))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining(GatewayConfig.REQUEST_ID_PREVIOUS_SECRET);
+    }
+
+    @Test
     void anythingElseIsNotASealedId() {
         assertThat(RequestIds.isSealed("0b6f5a4e-7c1d-4f3e-9a2b-1c2d3e4f5a6b")).isFalse();
         assertThat(RequestIds.isSealed("nope")).isFalse();
