@@ -524,8 +524,8 @@ public final class Sluice {
         static GatewayUnderTest process(Map<String, Object> settings, String heap) throws Exception {
             int port = io.sluice.app.matrix.MatrixBench.freePort();
             ProcessBuilder pb = BenchStack.java(heap, "io.sluice.app.Sluice", "gateway");
-            settings.forEach((k, v) -> pb.environment().put("SLUICE_" + k.toUpperCase().replace('.', '_'), String.valueOf(v)));
-            pb.environment().put("SLUICE_GATEWAY_PORT", String.valueOf(port));
+            settings.forEach((k, v) -> pb.environment().put(Settings.envName(k), String.valueOf(v)));
+            pb.environment().put(Settings.envName(GatewayConfig.PORT), String.valueOf(port));
             java.nio.file.Path log = java.nio.file.Files.createTempFile("sluice-bench-gateway", ".log");
             var role = new io.sluice.app.matrix.MatrixBench.Role("gateway", pb, log, port);
             role.awaitReady(Duration.ofMinutes(2));
