@@ -67,13 +67,19 @@ public final class RequestSubmitter {
 
     /** Checks everything that can be checked before Kafka; throws the client-facing error. */
     public Prepared prepare(Principal principal, JsonNode msg) throws ProtocolError {
+        // Scope first: a caller who may not generate learns that, not what is wrong with the message.
         mayGenerate(principal);
-        return prepare(principal, parser.parse(msg, principal.tenant(), principal.subject()));
+        return admit(principal, parser.parse(msg, principal.tenant(), principal.subject()));
     }
 
     /** As {@link #prepare(Principal, JsonNode)}, for a request {@link GenerateParser#tryParse} read. */
     public Prepared prepare(Principal principal, InferenceRequest request) throws ProtocolError {
         mayGenerate(principal);
+        return admit(principal, request);
+    }
+
+    /** Everything after scope and parsing: rate, id, duplicate detection, the index entry. */
+    private Prepared admit(Principal principal, InferenceRequest request) throws ProtocolError {
         java.time.Instant created = clock.instant();
         request.setCreatedAt(created);
         if (!limits.admit(principal.tenant())) {
@@ -176,9 +182,10 @@ public final class RequestSubmitter {
     }
 
     /**
-     * Writes a new request; completes when Kafka acknowledged it (acks=all) and the request index
-     * has it (so an attach right after the accepted frame finds it), or with Kafka's error. An
-     * index Redis could not take only costs attach from elsewhere; it does not fail the request.
+     * Writes a new request; completes when Kafka acknowledged it (acks=all) and, for a keyed
+     * request, the request index has it (so a status call right after the accepted frame finds its
+     * outcome), or with Kafka's error. An index entry Redis could not take only costs that status
+     * lookup; it does not fail the request.
      */
     public CompletableFuture<Void> produce(Prepared prepared) {
         CompletableFuture<Void> acked = new CompletableFuture<>();
