@@ -74,8 +74,7 @@ public final class Gateway implements AutoCloseable {
         Topics topics = new Topics(config.getString(CommonConfig.TOPIC_PREFIX));
         String bootstrap = config.getString(CommonConfig.BOOTSTRAP_SERVERS);
         this.authenticator = config.authenticator();
-        RequestIds requestIds = new RequestIds(config.requestIdKey(),
-                config.previousRequestIdKey().map(k -> new byte[][] {k}).orElse(new byte[0][]));
+        RequestIds requestIds = new RequestIds(config.requestIdKey(), config.previousRequestIdKeys());
         this.producer = new KafkaProducer<>(Map.of(
                 ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ProducerConfig.ACKS_CONFIG, "all",

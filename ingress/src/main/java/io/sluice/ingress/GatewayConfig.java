@@ -150,11 +150,11 @@ public final class GatewayConfig extends AbstractConfig {
         }
     }
 
-    /** The key of {@link #REQUEST_ID_PREVIOUS_SECRET}, if one is set. */
-    public java.util.Optional<byte[]> previousRequestIdKey() {
+    /** The keys of earlier secrets whose ids are still opened: {@link #REQUEST_ID_PREVIOUS_SECRET}, if set. */
+    public java.util.List<byte[]> previousRequestIdKeys() {
         var previous = getPassword(REQUEST_ID_PREVIOUS_SECRET);
-        return previous == null ? java.util.Optional.empty()
-                : java.util.Optional.of(previous.value().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return previous == null ? java.util.List.of()
+                : java.util.List.of(previous.value().getBytes(java.nio.charset.StandardCharsets.UTF_8));
     }
 
     /** TLS for the connector, or null for plain ws:// and http://; fails naming the key at fault. */

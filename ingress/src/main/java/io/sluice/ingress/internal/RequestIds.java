@@ -42,7 +42,7 @@ public final class RequestIds {
      * @param secret the key that seals new ids
      * @param earlier keys of earlier secrets: ids they sealed are still opened, none is sealed with them
      */
-    public RequestIds(byte[] secret, byte[]... earlier) {
+    public RequestIds(byte[] secret, java.util.List<byte[]> earlier) {
         java.util.List<SecretKeySpec> keys = new java.util.ArrayList<>();
         keys.add(new SecretKeySpec(secret, "HmacSHA256"));
         for (byte[] k : earlier) {
@@ -94,7 +94,7 @@ public final class RequestIds {
         return true;
     }
 
-    /** What {@code id} says, if it was minted for {@code tenant} under this secret. */
+    /** What {@code id} says, if it was minted for {@code tenant} under this secret or an earlier one. */
     public Optional<Sealed> open(String id, String tenant) {
         if (!isSealed(id)) {
             return Optional.empty();

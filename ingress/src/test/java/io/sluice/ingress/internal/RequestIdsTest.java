@@ -11,6 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.apache.kafka.common.config.ConfigException;
@@ -18,7 +19,7 @@ import org.junit.jupiter.api.Test;
 
 class RequestIdsTest {
     static final byte[] SECRET = "request-id-secret-0123456789abcdef".getBytes(StandardCharsets.UTF_8);
-    final RequestIds ids = new RequestIds(SECRET);
+    final RequestIds ids = new RequestIds(SECRET, List.of());
 
     @Test
     void anIdTellsItsOwnTenantWhenItStartedAndWhereItsEventsGo() {
@@ -37,7 +38,8 @@ class RequestIdsTest {
         String id = ids.mint("acme", 1_764_000_000_123L, 2, false);
         assertThat(ids.open(id, "globex")).isEmpty();
         assertThat(ids.open(id, "acme ")).isEmpty();
-        assertThat(new RequestIds("another-secret-0123456789abcdef012".getBytes(StandardCharsets.UTF_8)).open(id, "acme"))
+        byte[] another = "another-secret-0123456789abcdef012".getBytes(StandardCharsets.UTF_8);
+        assertThat(new RequestIds(another, List.of()).open(id, "acme"))
                 .isEmpty();
         // Changing any character, in the sealed part (time, partition, flags) or in the seal itself, breaks it.
         for (int i = 0; i < id.length(); i++) {
@@ -51,19 +53,19 @@ class RequestIdsTest {
     void afterARotationIdsOfTheEarlierSecretStillOpenAndNewOnesAreSealedWithTheNewOne() {
         byte[] next = "next-secret-0123456789abcdef0123456".getBytes(StandardCharsets.UTF_8);
         String before = ids.mint("acme", 7L, 1, false);
-        RequestIds rotated = new RequestIds(next, SECRET);
+        RequestIds rotated = new RequestIds(next, List.of(SECRET));
         assertThat(rotated.open(before, "acme")).contains(new RequestIds.Sealed(7L, 1, false));
         assertThat(rotated.open(before, "globex")).isEmpty();
         String after = rotated.mint("acme", 8L, 2, true);
-        assertThat(new RequestIds(next).open(after, "acme")).as("sealed with the new secret only")
+        assertThat(new RequestIds(next, List.of()).open(after, "acme")).as("sealed with the new secret only")
                 .contains(new RequestIds.Sealed(8L, 2, true));
         assertThat(ids.open(after, "acme")).isEmpty();
-        assertThat(new RequestIds(next).open(before, "acme")).as("once the earlier secret is dropped").isEmpty();
+        assertThat(new RequestIds(next, List.of()).open(before, "acme")).as("once the earlier secret is dropped").isEmpty();
 
         String jwt = "jwt-secret-0123456789abcdef0123456789";
-        assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt)).previousRequestIdKey()).isEmpty();
+        assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt)).previousRequestIdKeys()).isEmpty();
         assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt, GatewayConfig.REQUEST_ID_PREVIOUS_SECRET,
-                new String(SECRET, StandardCharsets.UTF_8))).previousRequestIdKey()).hasValue(SECRET);
+                new String(SECRET, StandardCharsets.UTF_8))).previousRequestIdKeys()).containsExactly(SECRET);
         assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, jwt,
                 GatewayConfig.REQUEST_ID_PREVIOUS_SECRET, "short"))).isInstanceOf(ConfigException.class)
                 .hasMessageContaining(GatewayConfig.REQUEST_ID_PREVIOUS_SECRET);
