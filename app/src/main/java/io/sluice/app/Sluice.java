@@ -389,14 +389,20 @@ public final class Sluice {
     @Command(name = "accept", description = "Accepted requests/s through a gateway beside Kafka's own ProducerPerformance "
             + "with the same record size, on a broker and Redis this command starts.")
     static final class BenchAccept implements Callable<Integer> {
-        @Option(names = "--requests", defaultValue = "200000", description = "Measured requests per side and trial.")
+        @Option(names = "--requests", defaultValue = "500000", description = "Measured requests per side and trial.")
         int requests;
         @Option(names = "--connections", defaultValue = "8", description = "Sockets sending requests.")
         int connections;
-        @Option(names = "--warmup", defaultValue = "100000", description = "Requests sent, unmeasured, before the measured "
-                + "ones, through each gateway process and (as its --warmup-records) by each ProducerPerformance run, so "
-                + "both are measured running compiled code rather than while the JIT compiles it.")
+        @Option(names = "--warmup", defaultValue = "6000000", description = "At most this many requests are sent, "
+                + "unmeasured, through each gateway process before the measured ones, in rounds of --warmup-round, until "
+                + "a round in which the gateway's JIT compiled for less than --jit-quiet of the round's time: both sides "
+                + "are compared at steady state, not while the JIT compiles them. ProducerPerformance then gets as many "
+                + "(its --warmup-records). On two cores shared with the broker, a gateway's JIT takes 2-4 million "
+                + "requests to settle; the rounds are printed.")
         int warmup;
+        @Option(names = "--jit-quiet", defaultValue = "0.4", description = "Warm-up ends after a round in which the "
+                + "gateway's JIT compile time was below this fraction of the round's duration.")
+        double jitQuiet;
         @Option(names = "--trials", defaultValue = "3", description = "Trials, each a fresh ProducerPerformance run and a "
                 + "fresh gateway process; the median ratio is the result.")
         int trials;
@@ -409,11 +415,19 @@ public final class Sluice {
         boolean inProcess;
         @Option(names = "--gateway-heap", defaultValue = "1g", description = "Heap of the gateway process.")
         String gatewayHeap;
+        @Option(names = "--gateway-jvm-options", defaultValue = "", description = "More options for the gateway's JVM, "
+                + "space-separated, to measure a deployment's own flags.")
+        String gatewayJvmOptions;
+        @Option(names = "--warmup-round", defaultValue = "500000", description = "The warm-up is sent in rounds of this "
+                + "many requests; each round's rate, the gateway's CPU per request and its JIT time are printed, so a "
+                + "run shows the measured requests met a gateway at steady state.")
+        int warmupRound;
 
         @Override
         public Integer call() throws Exception {
-            System.out.printf("sluice bench accept --requests %d --warmup %d --trials %d --connections %d --requests-per-socket %d%n",
-                    requests, warmup, trials, connections, perSocket);
+            System.out.printf("sluice bench accept --requests %d --warmup %d --warmup-round %d --jit-quiet %.2f --trials %d "
+                    + "--connections %d --requests-per-socket %d%n", requests, warmup, warmupRound, jitQuiet, trials, connections,
+                    perSocket);
             try (BenchStack stack = new BenchStack("sluice-bench-accept")) {
                 EmbeddedKafka kafka = stack.kafka;
                 Topics topics = stack.topics;
@@ -428,8 +442,8 @@ public final class Sluice {
                         inProcess ? "in this JVM" : "in its own JVM (-Xmx" + gatewayHeap + ")");
 
                 // The broker is part of both measurements: warm it up first, so that neither side pays
-                // for compiling the broker's produce path.
-                perf(kafka, topics, recordSize, warmup, 0);
+                // for compiling the broker's produce path (its own JIT keeps gaining for millions of records).
+                perf(kafka, topics, recordSize, BROKER_WARMUP, 0);
 
                 String token = stack.token;
                 Map<String, Object> settings = new HashMap<>(stack.gatewayConfig().originals());
@@ -439,23 +453,28 @@ public final class Sluice {
                 List<Double> ratios = new java.util.ArrayList<>();
                 System.out.printf("%-6s %28s %28s %7s%n", "trial", "ProducerPerformance rec/s", "gateway accepted req/s", "ratio");
                 for (int trial = 1; trial <= trials; trial++) {
-                    // Kafka's own producer benchmark, same broker, acks, idempotence, linger and record
-                    // size, and the same warm-up as the gateway gets: its steady-state figure is compared.
-                    double baseline = perf(kafka, topics, recordSize, requests, warmup);
                     double accepted;
+                    int warmed = 0;
                     try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
-                            : GatewayUnderTest.process(settings, gatewayHeap)) {
-                        if (warmup > 0) {
-                            io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections,
-                                    Math.max(1, warmup / connections), perSocket, generate);
-                            long quietBy = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-                            while (gateway.openSockets() > 0 && System.nanoTime() < quietBy) {
-                                Thread.sleep(50);
+                            : GatewayUnderTest.process(settings, gatewayHeap, gatewayJvmOptions)) {
+                        for (int round = 1; warmed < warmup; round++) {
+                            int n = Math.min(warmupRound, warmup - warmed);
+                            Usage u0 = gateway.usage();
+                            var w = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections,
+                                    Math.max(1, n / connections), perSocket, generate);
+                            Usage u1 = gateway.usage();
+                            System.out.printf("  warm-up %-3d %26.0f req/s  %s%n", round, w.perSecond(), u1.since(u0, w.requests()));
+                            warmed += w.requests();
+                            awaitClosed(gateway);
+                            if (u1.compileMillis() - u0.compileMillis() < jitQuiet * w.seconds() * 1000) {
+                                break;
                             }
                         }
                         long before = endOffsets(kafka.bootstrapServers(), topics.requests());
+                        Usage u0 = gateway.usage();
                         var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
                                 perSocket, generate);
+                        System.out.printf("  measured %29.0f req/s  %s%n", r.perSecond(), gateway.usage().since(u0, r.requests()));
                         long written = endOffsets(kafka.bootstrapServers(), topics.requests()) - before;
                         // Every accepted frame counted must stand for a request on the topic.
                         if (written != r.requests() - r.errors() || r.errors() > 0) {
@@ -464,6 +483,10 @@ public final class Sluice {
                         }
                         accepted = r.perSecond();
                     }
+                    // Kafka's own producer benchmark, same broker, acks, idempotence, linger and record
+                    // size, and as many warm-up records as the gateway got requests: its steady-state
+                    // figure is compared.
+                    double baseline = perf(kafka, topics, recordSize, requests, warmed);
                     ratios.add(accepted / baseline);
                     System.out.printf("%-6d %28.0f %28.0f %6.2fx%n", trial, baseline, accepted, accepted / baseline);
                 }
@@ -474,6 +497,17 @@ public final class Sluice {
                         sorted.get(sorted.size() / 2), sorted.get(0), sorted.get(sorted.size() - 1));
             }
             return 0;
+        }
+
+        /** Records ProducerPerformance writes, unmeasured, before the first trial. */
+        static final int BROKER_WARMUP = 3_000_000;
+
+        /** Waits until the sockets of a run are gone, so the next run starts with none open. */
+        private static void awaitClosed(GatewayUnderTest gateway) throws Exception {
+            long quietBy = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (gateway.openSockets() > 0 && System.nanoTime() < quietBy) {
+                Thread.sleep(50);
+            }
         }
 
         /**
@@ -497,11 +531,30 @@ public final class Sluice {
         }
     }
 
+    /**
+     * CPU time and JIT compile time a gateway process has used so far (NaN when it shares this JVM,
+     * whose figures would be the broker's too).
+     */
+    record Usage(double cpuNanos, double compileMillis) {
+        static final Usage UNKNOWN = new Usage(Double.NaN, Double.NaN);
+
+        /** What the gateway used since {@code earlier}, for {@code requests} requests. */
+        String since(Usage earlier, int requests) {
+            if (Double.isNaN(cpuNanos)) {
+                return "";
+            }
+            return String.format("gateway CPU %5.1f us/request, JIT %5.0f ms", (cpuNanos - earlier.cpuNanos) / 1e3 / requests,
+                    compileMillis - earlier.compileMillis);
+        }
+    }
+
     /** The gateway a benchmark measures: in this JVM, or a process of its own configured the same way. */
     interface GatewayUnderTest extends AutoCloseable {
         String url();
 
         int openSockets() throws Exception;
+
+        Usage usage();
 
         static GatewayUnderTest inProcess(GatewayConfig config) throws Exception {
             Gateway g = Gateway.start(config);
@@ -514,6 +567,10 @@ public final class Sluice {
                     return g.openSockets();
                 }
 
+                public Usage usage() {
+                    return Usage.UNKNOWN;
+                }
+
                 public void close() throws Exception {
                     g.close();
                 }
@@ -521,9 +578,12 @@ public final class Sluice {
         }
 
         /** Runs {@code sluice gateway} with {@code settings} passed as the SLUICE_* variables it reads. */
-        static GatewayUnderTest process(Map<String, Object> settings, String heap) throws Exception {
+        static GatewayUnderTest process(Map<String, Object> settings, String heap, String jvmOptions) throws Exception {
             int port = io.sluice.app.matrix.MatrixBench.freePort();
             ProcessBuilder pb = BenchStack.java(heap, "io.sluice.app.Sluice", "gateway");
+            if (!jvmOptions.isBlank()) {
+                pb.command().addAll(1, List.of(jvmOptions.trim().split("\\s+")));
+            }
             settings.forEach((k, v) -> pb.environment().put(Settings.envName(k), String.valueOf(v)));
             pb.environment().put(Settings.envName(GatewayConfig.PORT), String.valueOf(port));
             java.nio.file.Path log = java.nio.file.Files.createTempFile("sluice-bench-gateway", ".log");
@@ -536,6 +596,12 @@ public final class Sluice {
 
                 public int openSockets() {
                     return (int) io.sluice.app.matrix.MatrixBench.sum(role.metrics(), "sluice_gateway_sockets", "");
+                }
+
+                public Usage usage() {
+                    String m = role.metrics();
+                    return new Usage(io.sluice.app.matrix.MatrixBench.sum(m, "process_cpu_time_ns_total", ""),
+                            io.sluice.app.matrix.MatrixBench.sum(m, "jvm_compilation_time_ms_total", ""));
                 }
 
                 public void close() throws Exception {
