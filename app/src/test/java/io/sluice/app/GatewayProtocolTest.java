@@ -132,6 +132,54 @@ class GatewayProtocolTest {
     }
 
     @Test
+    void framesAreReadAsTheWebSocketProtocolHasThem() throws Exception {
+        long before = requestsOnKafka(topics);
+        try (WsClient c = WsClient.connect(gateway.url(), token("acme", List.of("infer")))) {
+            // A message in fragments is one message.
+            c.sendFragmented("{\"type\":\"gen", "erate\",\"id\":\"frag\",\"prompt\":\"h", "i\"}");
+            JsonNode accepted = c.next(WAIT, "accepted for the fragmented message");
+            assertThat(accepted.path("type").asText()).isEqualTo("accepted");
+            assertThat(accepted.path("id").asText()).isEqualTo("frag");
+            // Text beyond ASCII is read as the client wrote it.
+            c.send("{\"type\":\"generate\",\"id\":\"r\u00e9sum\u00e9 \u65e5\u672c \ud83d\ude80\",\"prompt\":\"hi\"}");
+            assertThat(c.next(WAIT, "accepted for non-ASCII text").path("id").asText()).isEqualTo("r\u00e9sum\u00e9 \u65e5\u672c \ud83d\ude80");
+            // WebSocket pings are answered with their payload.
+            assertThat(c.ping("are you there", WAIT)).isEqualTo("are you there");
+            // Binary is not part of the protocol: an error naming the message, and the socket stays.
+            c.sendBinary(new byte[] {1, 2, 3});
+            JsonNode binary = c.next(WAIT, "error for a binary message");
+            assertThat(binary.path("code").asText()).isEqualTo("invalid_request");
+            assertThat(binary.path("message").asText()).startsWith("message");
+            c.send("{\"type\":\"ping\"}");
+            assertThat(c.next(WAIT, "pong").path("type").asText()).isEqualTo("pong");
+        }
+        assertThat(requestsOnKafka(topics)).as("records on the requests topic").isEqualTo(before + 2);
+    }
+
+    @Test
+    void aMessageOverTheSizeLimitOrNotUtf8ClosesTheSocketWithItsCode() throws Exception {
+        long before = requestsOnKafka(topics);
+        String big = "{\"type\":\"generate\",\"prompt\":\"" + "x".repeat(70_000) + "\"}";
+        try (WsClient whole = WsClient.connect(gateway.url(), token("acme", List.of("infer")));
+             WsClient fragmented = WsClient.connect(gateway.url(), token("acme", List.of("infer")));
+             WsClient notUtf8 = WsClient.connect(gateway.url(), token("acme", List.of("infer")))) {
+            whole.send(big);
+            assertThat(whole.awaitClose(WAIT)).startsWith("1009").contains("gateway.max.frame.bytes");
+            fragmented.sendFragmented(big.substring(0, 40_000), big.substring(40_000));
+            assertThat(fragmented.awaitClose(WAIT)).startsWith("1009").contains("gateway.max.frame.bytes");
+            // An overlong encoding of '"': not UTF-8 (RFC 6455 fails the connection with 1007).
+            byte[] bad = "{\"type\":\"generate\",\"prompt\":\"hi?}".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            byte[] withOverlong = java.util.Arrays.copyOf(bad, bad.length + 1);
+            withOverlong[bad.length - 2] = (byte) 0xC0;
+            withOverlong[bad.length - 1] = (byte) 0xA2;
+            withOverlong[bad.length] = '}';
+            notUtf8.sendTextBytes(withOverlong);
+            assertThat(notUtf8.awaitClose(WAIT)).startsWith("1007");
+        }
+        assertThat(requestsOnKafka(topics)).as("records on the requests topic").isEqualTo(before);
+    }
+
+    @Test
     void generateWithoutTheInferScopeIsForbidden() throws Exception {
         try (WsClient c = WsClient.connect(gateway.url(), token("acme", List.of("dlq:read")))) {
             c.send("{\"type\":\"generate\",\"id\":\"q\",\"prompt\":\"hi\"}");

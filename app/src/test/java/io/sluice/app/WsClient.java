@@ -18,6 +18,7 @@ public final class WsClient implements AutoCloseable {
     private final WebSocketClient client;
     private final BlockingQueue<JsonNode> frames = new LinkedBlockingQueue<>();
     private final BlockingQueue<String> closes = new LinkedBlockingQueue<>();
+    private final BlockingQueue<String> pongs = new LinkedBlockingQueue<>();
     private Session session;
 
     static WsClient connect(String url, String token) throws Exception {
@@ -44,7 +45,7 @@ public final class WsClient implements AutoCloseable {
             req.setHeader("Origin", origin);
         }
         req.setSubProtocols("sluice.v1.json");
-        c.session = c.client.connect(new Recorder(c.frames, c.closes), URI.create(url), req).get(10, TimeUnit.SECONDS);
+        c.session = c.client.connect(new Recorder(c.frames, c.closes, c.pongs), URI.create(url), req).get(10, TimeUnit.SECONDS);
         return c;
     }
 
@@ -52,10 +53,17 @@ public final class WsClient implements AutoCloseable {
     public static final class Recorder implements Session.Listener.AutoDemanding {
         private final BlockingQueue<JsonNode> frames;
         private final BlockingQueue<String> closes;
+        private final BlockingQueue<String> pongs;
 
-        Recorder(BlockingQueue<JsonNode> frames, BlockingQueue<String> closes) {
+        Recorder(BlockingQueue<JsonNode> frames, BlockingQueue<String> closes, BlockingQueue<String> pongs) {
             this.frames = frames;
             this.closes = closes;
+            this.pongs = pongs;
+        }
+
+        @Override
+        public void onWebSocketPong(java.nio.ByteBuffer payload) {
+            pongs.add(java.nio.charset.StandardCharsets.UTF_8.decode(payload).toString());
         }
 
         @Override
@@ -75,6 +83,34 @@ public final class WsClient implements AutoCloseable {
 
     void send(String json) {
         session.sendText(json, Callback.NOOP);
+    }
+
+    /** One text message sent as several frames, split at {@code parts}' boundaries. */
+    void sendFragmented(String... parts) throws Exception {
+        for (int i = 0; i < parts.length; i++) {
+            session.sendPartialText(parts[i], i == parts.length - 1, Callback.NOOP);
+        }
+    }
+
+    /** A text frame whose payload is {@code bytes} as they are, valid UTF-8 or not. */
+    void sendTextBytes(byte[] bytes) {
+        ((org.eclipse.jetty.websocket.common.WebSocketSession) session).getCoreSession().sendFrame(
+                new org.eclipse.jetty.websocket.core.Frame(org.eclipse.jetty.websocket.core.OpCode.TEXT,
+                        java.nio.ByteBuffer.wrap(bytes)), org.eclipse.jetty.util.Callback.NOOP, false);
+    }
+
+    void sendBinary(byte[] bytes) {
+        session.sendBinary(java.nio.ByteBuffer.wrap(bytes), Callback.NOOP);
+    }
+
+    /** Sends a WebSocket ping and returns the payload of the pong that answers it. */
+    String ping(String payload, Duration timeout) throws InterruptedException {
+        session.sendPing(java.nio.ByteBuffer.wrap(payload.getBytes(java.nio.charset.StandardCharsets.UTF_8)), Callback.NOOP);
+        String pong = pongs.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        if (pong == null) {
+            throw new AssertionError("no pong within " + timeout);
+        }
+        return pong;
     }
 
     /** The next frame, or an AssertionError naming what was awaited. */

@@ -137,9 +137,10 @@ public final class Gateway implements AutoCloseable {
         connector.setAcceptQueueSize(4096);
         server.addConnector(connector);
 
+        int maxMessageBytes = config.getInt(GatewayConfig.MAX_FRAME_BYTES);
         WebSocketUpgradeHandler ws = WebSocketUpgradeHandler.from(server, container -> {
             container.setIdleTimeout(Duration.ofMillis(config.getLong(GatewayConfig.IDLE_TIMEOUT_MS)));
-            container.setMaxTextMessageSize(config.getInt(GatewayConfig.MAX_FRAME_BYTES));
+            container.setMaxTextMessageSize(maxMessageBytes);
             container.addMapping(PATH, (req, resp, cb) -> {
                 if (draining) {
                     Response.writeError(req, resp, cb, 503, "gateway shutting down");
@@ -174,7 +175,7 @@ public final class Gateway implements AutoCloseable {
                         cancelOnDisconnect, maxInFlight, clock, closed -> {
                             limits.disconnect(principal.tenant());
                             endpoints.remove(closed);
-                        }, server.getThreadPool());
+                        }, server.getThreadPool(), maxMessageBytes);
                 endpoints.add(endpoint);
                 return endpoint;
             });

@@ -65,7 +65,8 @@ public final class GatewayConfig extends AbstractConfig {
             .define(MAX_TOKENS_LIMIT, Type.INT, 1024, Range.between(1, 1_000_000), Importance.MEDIUM,
                     "Largest max_tokens a request may ask for.")
             .define(MAX_FRAME_BYTES, Type.INT, 65_536, Range.between(1024, 64 * 1024 * 1024), Importance.MEDIUM,
-                    "Largest WebSocket text message accepted from a client; larger closes the socket with 1009.")
+                    "Largest WebSocket text message accepted from a client, all its fragments together; larger closes the "
+                            + "socket with 1009.")
             .define(OUTBOUND_QUEUE_BYTES, Type.INT, 4 * 1024 * 1024, Range.atLeast(1024), Importance.MEDIUM,
                     "Bytes queued for one socket before it counts as too slow and is closed.")
             .define(IDLE_TIMEOUT_MS, Type.LONG, 300_000L, Range.atLeast(1000), Importance.MEDIUM,

@@ -104,158 +104,174 @@ public final class GenerateParser {
      */
     public InferenceRequest tryParse(String text, String tenant, String principal) {
         try (JsonParser p = Frames.JSON.getFactory().createParser(text)) {
-            if (p.nextToken() != JsonToken.START_OBJECT) {
-                return null;
-            }
-            InferenceRequest b = new InferenceRequest();
-            b.setTenant(tenant);
-            b.setPrincipal(principal);
-            b.setMaxTokens(64);
-            b.setTemperature(0f);
-            b.setTopP(1f);
-            b.setTopK(0);
-            b.setStop(new ArrayList<>());
-            b.setLogprobs(0);
-            b.setTier(Tier.operational);
-            b.setPriority(0);
-            b.setMetadata(new HashMap<>());
-            boolean generate = false;
-            int seen = 0;
-            String field;
-            while ((field = p.nextFieldName()) != null) {
-                int bit = FAST_FIELDS.indexOf(field);
-                if (bit < 0 || (seen & (1 << bit)) != 0) {
-                    return null;
-                }
-                seen |= 1 << bit;
-                JsonToken t = p.nextToken();
-                if (t == JsonToken.VALUE_NULL && !field.equals("type") && !field.equals("prompt")) {
-                    continue;
-                }
-                switch (field) {
-                    case "type" -> {
-                        if (t != JsonToken.VALUE_STRING || !p.getText().equals("generate")) {
-                            return null;
-                        }
-                        generate = true;
-                    }
-                    case "id" -> {
-                        if (t != JsonToken.VALUE_STRING || p.getTextLength() > MAX_ID) {
-                            return null;
-                        }
-                        b.setClientId(p.getText());
-                    }
-                    case "prompt" -> {
-                        if (t != JsonToken.VALUE_STRING || p.getTextLength() == 0 || p.getTextLength() > maxPromptChars) {
-                            return null;
-                        }
-                        b.setPrompt(p.getText());
-                    }
-                    case "max_tokens" -> {
-                        Integer v = intIn(p, t, 1, maxTokensLimit);
-                        if (v == null) {
-                            return null;
-                        }
-                        b.setMaxTokens(v);
-                    }
-                    case "temperature" -> {
-                        if (!t.isNumeric() || !(p.getDoubleValue() >= 0 && p.getDoubleValue() <= 2)) {
-                            return null;
-                        }
-                        b.setTemperature((float) p.getDoubleValue());
-                    }
-                    case "top_p" -> {
-                        if (!t.isNumeric() || !(p.getDoubleValue() > 0 && p.getDoubleValue() <= 1)
-                                || (float) p.getDoubleValue() == 0f) {
-                            return null;
-                        }
-                        b.setTopP((float) p.getDoubleValue());
-                    }
-                    case "top_k" -> {
-                        Integer v = intIn(p, t, 0, 1_000_000);
-                        if (v == null) {
-                            return null;
-                        }
-                        b.setTopK(v);
-                    }
-                    case "seed" -> {
-                        if (t != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
-                            return null;
-                        }
-                        b.setSeed(p.getLongValue());
-                    }
-                    case "stop" -> {
-                        if (t != JsonToken.START_ARRAY) {
-                            return null;
-                        }
-                        while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
-                            if (t != JsonToken.VALUE_STRING || p.getTextLength() == 0 || p.getTextLength() > MAX_STOP_CHARS
-                                    || b.getStop().size() == MAX_STOPS) {
-                                return null;
-                            }
-                            b.getStop().add(p.getText());
-                        }
-                    }
-                    case "logprobs" -> {
-                        Integer v = intIn(p, t, 0, 5);
-                        if (v == null) {
-                            return null;
-                        }
-                        b.setLogprobs(v);
-                    }
-                    case "tier" -> {
-                        if (t != JsonToken.VALUE_STRING) {
-                            return null;
-                        }
-                        String tier = p.getText();
-                        if (tier.equals("operational")) {
-                            b.setTier(Tier.operational);
-                        } else if (tier.equals("financial")) {
-                            b.setTier(Tier.financial);
-                        } else {
-                            return null;
-                        }
-                    }
-                    case "priority" -> {
-                        Integer v = intIn(p, t, 0, 9);
-                        if (v == null) {
-                            return null;
-                        }
-                        b.setPriority(v);
-                    }
-                    case "idempotency_key" -> {
-                        if (t != JsonToken.VALUE_STRING || p.getTextLength() > MAX_ID) {
-                            return null;
-                        }
-                        b.setIdempotencyKey(p.getText());
-                    }
-                    case "metadata" -> {
-                        if (t != JsonToken.START_OBJECT) {
-                            return null;
-                        }
-                        String key;
-                        while ((key = p.nextFieldName()) != null) {
-                            if (p.nextToken() != JsonToken.VALUE_STRING || key.length() > MAX_ID || p.getTextLength() > 1024) {
-                                return null;
-                            }
-                            b.getMetadata().put(key, p.getText());
-                        }
-                        if (b.getMetadata().size() > MAX_METADATA) {
-                            return null;
-                        }
-                    }
-                    default -> {
-                        return null;
-                    }
-                }
-            }
-            if (!generate || b.getPrompt() == null || p.nextToken() != null) {
-                return null;
-            }
-            return b;
+            return tryParse(p, tenant, principal);
         } catch (java.io.IOException | RuntimeException notPlain) {
             return null;
         }
+    }
+
+    /**
+     * As {@link #tryParse(String, String, String)}, from the UTF-8 bytes of a WebSocket text message
+     * (valid UTF-8, which the caller checked): no string of the whole message is made.
+     */
+    public InferenceRequest tryParse(byte[] utf8, int offset, int length, String tenant, String principal) {
+        try (JsonParser p = Frames.JSON.getFactory().createParser(utf8, offset, length)) {
+            return tryParse(p, tenant, principal);
+        } catch (java.io.IOException | RuntimeException notPlain) {
+            return null;
+        }
+    }
+
+    private InferenceRequest tryParse(JsonParser p, String tenant, String principal) throws java.io.IOException {
+        if (p.nextToken() != JsonToken.START_OBJECT) {
+            return null;
+        }
+        InferenceRequest b = new InferenceRequest();
+        b.setTenant(tenant);
+        b.setPrincipal(principal);
+        b.setMaxTokens(64);
+        b.setTemperature(0f);
+        b.setTopP(1f);
+        b.setTopK(0);
+        b.setStop(new ArrayList<>());
+        b.setLogprobs(0);
+        b.setTier(Tier.operational);
+        b.setPriority(0);
+        b.setMetadata(new HashMap<>());
+        boolean generate = false;
+        int seen = 0;
+        String field;
+        while ((field = p.nextFieldName()) != null) {
+            int bit = FAST_FIELDS.indexOf(field);
+            if (bit < 0 || (seen & (1 << bit)) != 0) {
+                return null;
+            }
+            seen |= 1 << bit;
+            JsonToken t = p.nextToken();
+            if (t == JsonToken.VALUE_NULL && !field.equals("type") && !field.equals("prompt")) {
+                continue;
+            }
+            switch (field) {
+                case "type" -> {
+                    if (t != JsonToken.VALUE_STRING || !p.getText().equals("generate")) {
+                        return null;
+                    }
+                    generate = true;
+                }
+                case "id" -> {
+                    if (t != JsonToken.VALUE_STRING || p.getTextLength() > MAX_ID) {
+                        return null;
+                    }
+                    b.setClientId(p.getText());
+                }
+                case "prompt" -> {
+                    if (t != JsonToken.VALUE_STRING || p.getTextLength() == 0 || p.getTextLength() > maxPromptChars) {
+                        return null;
+                    }
+                    b.setPrompt(p.getText());
+                }
+                case "max_tokens" -> {
+                    Integer v = intIn(p, t, 1, maxTokensLimit);
+                    if (v == null) {
+                        return null;
+                    }
+                    b.setMaxTokens(v);
+                }
+                case "temperature" -> {
+                    if (!t.isNumeric() || !(p.getDoubleValue() >= 0 && p.getDoubleValue() <= 2)) {
+                        return null;
+                    }
+                    b.setTemperature((float) p.getDoubleValue());
+                }
+                case "top_p" -> {
+                    if (!t.isNumeric() || !(p.getDoubleValue() > 0 && p.getDoubleValue() <= 1)
+                            || (float) p.getDoubleValue() == 0f) {
+                        return null;
+                    }
+                    b.setTopP((float) p.getDoubleValue());
+                }
+                case "top_k" -> {
+                    Integer v = intIn(p, t, 0, 1_000_000);
+                    if (v == null) {
+                        return null;
+                    }
+                    b.setTopK(v);
+                }
+                case "seed" -> {
+                    if (t != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+                        return null;
+                    }
+                    b.setSeed(p.getLongValue());
+                }
+                case "stop" -> {
+                    if (t != JsonToken.START_ARRAY) {
+                        return null;
+                    }
+                    while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
+                        if (t != JsonToken.VALUE_STRING || p.getTextLength() == 0 || p.getTextLength() > MAX_STOP_CHARS
+                                || b.getStop().size() == MAX_STOPS) {
+                            return null;
+                        }
+                        b.getStop().add(p.getText());
+                    }
+                }
+                case "logprobs" -> {
+                    Integer v = intIn(p, t, 0, 5);
+                    if (v == null) {
+                        return null;
+                    }
+                    b.setLogprobs(v);
+                }
+                case "tier" -> {
+                    if (t != JsonToken.VALUE_STRING) {
+                        return null;
+                    }
+                    String tier = p.getText();
+                    if (tier.equals("operational")) {
+                        b.setTier(Tier.operational);
+                    } else if (tier.equals("financial")) {
+                        b.setTier(Tier.financial);
+                    } else {
+                        return null;
+                    }
+                }
+                case "priority" -> {
+                    Integer v = intIn(p, t, 0, 9);
+                    if (v == null) {
+                        return null;
+                    }
+                    b.setPriority(v);
+                }
+                case "idempotency_key" -> {
+                    if (t != JsonToken.VALUE_STRING || p.getTextLength() > MAX_ID) {
+                        return null;
+                    }
+                    b.setIdempotencyKey(p.getText());
+                }
+                case "metadata" -> {
+                    if (t != JsonToken.START_OBJECT) {
+                        return null;
+                    }
+                    String key;
+                    while ((key = p.nextFieldName()) != null) {
+                        if (p.nextToken() != JsonToken.VALUE_STRING || key.length() > MAX_ID || p.getTextLength() > 1024) {
+                            return null;
+                        }
+                        b.getMetadata().put(key, p.getText());
+                    }
+                    if (b.getMetadata().size() > MAX_METADATA) {
+                        return null;
+                    }
+                }
+                default -> {
+                    return null;
+                }
+            }
+        }
+        if (!generate || b.getPrompt() == null || p.nextToken() != null) {
+            return null;
+        }
+        return b;
     }
 
     /** The current value if it is a JSON integer within [min, max], else null. */

@@ -20,6 +20,8 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import java.nio.ByteBuffer;
+import org.eclipse.jetty.websocket.api.Frame;
 import org.eclipse.jetty.websocket.api.Session;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -45,13 +47,23 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private final long outboundBytes;
     private final Clock clock;
     private final Map<String, Subscription> streams = new ConcurrentHashMap<>();
+    private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
+    /** Messages up to this size are copied out of a direct buffer into the thread's scratch array. */
+    private static final int SCRATCH_BYTES = 8192;
+    private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[SCRATCH_BYTES]);
+    private final int maxMessageBytes;
+    /** The fragments of a text message so far; null between messages (almost all arrive whole). */
+    private java.io.ByteArrayOutputStream fragments;
+    /** A message was refused (too large, not UTF-8) and the socket is closing: no more are read. */
+    private boolean refusing;
     private Outbox outbox;
     private final java.util.concurrent.Executor writer;
 
     public StreamEndpoint(Principal principal, RequestSubmitter submitter, Producer<String, SpecificRecord> producer,
             Topics topics, TokenRouter router, long outboundBytes, boolean cancelOnDisconnect, int maxInFlight, Clock clock,
-            java.util.function.Consumer<StreamEndpoint> onClose, java.util.concurrent.Executor writer) {
+            java.util.function.Consumer<StreamEndpoint> onClose, java.util.concurrent.Executor writer, int maxMessageBytes) {
         this.writer = writer;
+        this.maxMessageBytes = maxMessageBytes;
         this.principal = principal;
         this.submitter = submitter;
         this.producer = producer;
@@ -85,10 +97,93 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         }
     }
 
+    /**
+     * Frames, not messages: a text message is read from the bytes Jetty parsed, without the
+     * string builder of the message size Jetty's text sink allocates for every message, and
+     * without a string of the whole message. Jetty's sink duties are therefore kept here:
+     * fragments are joined up to {@code gateway.max.frame.bytes} (more closes the socket with
+     * 1009), the text must be valid UTF-8 (else 1007), and pings are answered.
+     */
     @Override
-    public void onWebSocketText(String message) {
+    public void onWebSocketFrame(Frame frame, org.eclipse.jetty.websocket.api.Callback callback) {
+        try {
+            switch (Frame.Type.from(frame.getOpCode())) {
+                case TEXT, CONTINUATION -> text(frame);
+                case BINARY -> outbox.offer(Frames.error(null, null, ProtocolError.invalid("message",
+                        "binary messages are not part of " + io.sluice.ingress.Gateway.SUBPROTOCOL + "; send JSON text")));
+                case PING -> {
+                    ByteBuffer payload = ByteBuffer.allocate(frame.getPayloadLength());
+                    if (frame.hasPayload()) {
+                        payload.put(frame.getPayload().slice()).flip();
+                    }
+                    session.sendPong(payload, org.eclipse.jetty.websocket.api.Callback.NOOP);
+                }
+                default -> {
+                    // PONG needs nothing; CLOSE is answered by the session.
+                }
+            }
+            callback.succeed();
+        } catch (RuntimeException e) {
+            callback.fail(e);
+        }
+    }
+
+    private void text(Frame frame) {
+        if (refusing) {
+            return; // the socket is closing over an earlier message; the rest of it is not read
+        }
+        ByteBuffer payload = frame.hasPayload() ? frame.getPayload() : EMPTY;
+        if (fragments == null && frame.isFin()) {
+            // A whole message in one frame: the common case, read where it lies.
+            int length = payload.remaining();
+            if (length > maxMessageBytes) {
+                tooLarge(length);
+                return;
+            }
+            if (payload.hasArray()) {
+                message(payload.array(), payload.arrayOffset() + payload.position(), length);
+            } else {
+                byte[] scratch = length <= SCRATCH_BYTES ? SCRATCH.get() : new byte[length];
+                payload.slice().get(scratch, 0, length);
+                message(scratch, 0, length);
+            }
+            return;
+        }
+        if (fragments == null) {
+            fragments = new java.io.ByteArrayOutputStream();
+        }
+        if ((long) fragments.size() + payload.remaining() > maxMessageBytes) {
+            tooLarge((long) fragments.size() + payload.remaining());
+            return;
+        }
+        byte[] part = new byte[payload.remaining()];
+        payload.slice().get(part);
+        fragments.writeBytes(part);
+        if (frame.isFin()) {
+            byte[] whole = fragments.toByteArray();
+            fragments = null;
+            message(whole, 0, whole.length);
+        }
+    }
+
+    private void tooLarge(long bytes) {
+        fragments = null;
+        refusing = true;
+        session.close(org.eclipse.jetty.websocket.api.StatusCode.MESSAGE_TOO_LARGE, "message of " + bytes
+                + " bytes or more is over gateway.max.frame.bytes (" + maxMessageBytes + ")",
+                org.eclipse.jetty.websocket.api.Callback.NOOP);
+    }
+
+    /** One text message, as UTF-8. */
+    private void message(byte[] utf8, int offset, int length) {
+        if (!Utf8.isValid(utf8, offset, length)) {
+            refusing = true;
+            session.close(org.eclipse.jetty.websocket.api.StatusCode.BAD_PAYLOAD, "text message is not valid UTF-8",
+                    org.eclipse.jetty.websocket.api.Callback.NOOP);
+            return;
+        }
         // The common case, a well-formed generate, is read without a tree; all else takes the tree path.
-        InferenceRequest plain = submitter.parser().tryParse(message, principal.tenant(), principal.subject());
+        InferenceRequest plain = submitter.parser().tryParse(utf8, offset, length, principal.tenant(), principal.subject());
         if (plain != null) {
             try {
                 generate(null, plain, plain.getClientId());
@@ -99,11 +194,13 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         }
         JsonNode msg;
         try {
-            msg = Frames.JSON.readTree(message);
+            msg = Frames.JSON.readTree(utf8, offset, length);
         } catch (JsonProcessingException e) {
             outbox.offer(Frames.error(null, null, new ProtocolError(ProtocolError.Code.invalid_request,
                     "message: not valid JSON (" + e.getOriginalMessage() + ")", false)));
             return;
+        } catch (java.io.IOException cannot) {
+            throw new java.io.UncheckedIOException(cannot); // reading an array does no I/O
         }
         String clientId = msg != null && msg.path("id").isTextual() ? msg.get("id").asText() : null;
         try {

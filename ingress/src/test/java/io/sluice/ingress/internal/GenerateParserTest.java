@@ -37,7 +37,7 @@ class GenerateParserTest {
     void everyPlainGenerateReadsTheSameInOnePassAsThroughTheTree() throws Exception {
         for (String text : PLAIN) {
             InferenceRequest fast = parser.tryParse(text, "acme", "alice");
-            assertThat(fast).as(text).isNotNull().isEqualTo(viaTree(text));
+            assertThat(fast).as(text).isNotNull().isEqualTo(viaTree(text)).isEqualTo(fromBytes(text));
         }
     }
 
@@ -84,6 +84,7 @@ class GenerateParserTest {
     void everyInvalidGenerateIsLeftToTheTreePathWhichNamesTheFault() {
         for (String text : INVALID) {
             assertThat(parser.tryParse(text, "acme", "alice")).as(text).isNull();
+            assertThat(fromBytes(text)).as(text).isNull();
         }
         for (String text : INVALID.subList(6, INVALID.size())) {
             assertThatThrownBy(() -> viaTree(text)).as(text).isInstanceOf(ProtocolError.class);
@@ -98,7 +99,42 @@ class GenerateParserTest {
                 "{\"type\":\"generate\",\"prompt\":\"p\",\"metadata\":{\"a\":1,\"a\":\"x\"}}",
                 "{\"type\":\"generate\",\"prompt\":\"p\"} {}")) {
             assertThat(parser.tryParse(text, "acme", "alice")).as(text).isNull();
+            assertThat(fromBytes(text)).as(text).isNull();
             assertThat(viaTree(text)).as(text).isNotNull();
         }
+    }
+
+    /** The socket's way in: the UTF-8 bytes of the message, at an offset inside a larger array. */
+    InferenceRequest fromBytes(String text) {
+        byte[] utf8 = text.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] framed = new byte[utf8.length + 7];
+        java.util.Arrays.fill(framed, (byte) '{');
+        System.arraycopy(utf8, 0, framed, 3, utf8.length);
+        return parser.tryParse(framed, 3, utf8.length, "acme", "alice");
+    }
+
+    @Test
+    void utf8IsCheckedAsTheWebSocketProtocolRequires() {
+        for (String valid : List.of("", "plain ascii {\"a\":1}", "r\u00e9sum\u00e9", "\u65e5\u672c\u8a9e", "\ud83d\ude80 rocket")) {
+            byte[] b = valid.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            assertThat(Utf8.isValid(b, 0, b.length)).as(valid).isTrue();
+        }
+        int[][] invalid = {
+            {'a', 0xC0, 0xA2},             // overlong '"'
+            {0xED, 0xA0, 0x80},            // a UTF-16 surrogate
+            {'x', 0xE6, 0x97},             // truncated
+            {0xF4, 0x90, 0x80, 0x80},      // above U+10FFFF
+            {0x80},                        // a lone continuation byte
+            {0xFF}};
+        for (int[] seq : invalid) {
+            byte[] b = new byte[seq.length];
+            for (int i = 0; i < seq.length; i++) {
+                b[i] = (byte) seq[i];
+            }
+            assertThat(Utf8.isValid(b, 0, b.length)).as(java.util.Arrays.toString(seq)).isFalse();
+        }
+        // Only the given range counts.
+        byte[] mixed = {(byte) 0xFF, 'o', 'k', (byte) 0xFF};
+        assertThat(Utf8.isValid(mixed, 1, 2)).isTrue();
     }
 }
