@@ -135,12 +135,34 @@ public final class SluiceCodec {
             throw new IllegalArgumentException("Not a Sluice record type: " + record.getClass().getName());
         }
         Scratch scratch = SCRATCH.get();
+        if (record instanceof InferenceRequest request && RequestEncoder.MATCHES) {
+            try {
+                return encode(writer, scratch, request, true);
+            } catch (RuntimeException incomplete) {
+                // A required field left null: let Avro's writer refuse it, naming the field.
+            }
+        }
+        return encode(writer, scratch, record, false);
+    }
+
+    private static byte[] encode(Writer writer, Scratch scratch, SpecificRecord record, boolean request) {
         scratch.count = 0;
         try {
             scratch.write(writer.header(), 0, writer.header().length);
             BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(scratch, scratch.encoder);
             scratch.encoder = encoder;
-            writer.datumWriter().write(record, encoder);
+            try {
+                if (request) {
+                    RequestEncoder.write((InferenceRequest) record, encoder);
+                } else {
+                    writer.datumWriter().write(record, encoder);
+                }
+            } catch (RuntimeException refused) {
+                // The encoder still buffers the refused record's first fields; reused, it would put
+                // them into the thread's next record.
+                scratch.encoder = null;
+                throw refused;
+            }
             encoder.flush();
         } catch (IOException e) {
             throw new UncheckedIOException(e);

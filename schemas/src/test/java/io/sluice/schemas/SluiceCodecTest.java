@@ -74,6 +74,73 @@ class SluiceCodecTest {
     }
 
     @Test
+    void requestsAreWrittenFieldByFieldExactlyAsAvrosGenericWriterWritesThem() throws Exception {
+        assertThat(RequestEncoder.signature(InferenceRequest.getClassSchema()))
+                .as("the request schema changed: bring RequestEncoder in line (until then Avro's writer is used)")
+                .isEqualTo(RequestEncoder.WRITES);
+        assertThat(RequestEncoder.MATCHES).isTrue();
+        java.util.Random random = new java.util.Random(7);
+        List<InferenceRequest> requests = new java.util.ArrayList<>(List.of(request(),
+                // Every nullable field null, every collection empty, the smallest values.
+                InferenceRequest.newBuilder().setRequestId("").setTenant("").setPrompt("").setMaxTokens(Integer.MIN_VALUE)
+                        .setTemperature(-0f).setTopP(Float.NaN).setTopK(0).setLogprobs(0).setPriority(0)
+                        .setCreatedAt(Instant.ofEpochMilli(Long.MIN_VALUE / 1000)).build()));
+        for (int i = 0; i < 500; i++) {
+            InferenceRequest.Builder b = InferenceRequest.newBuilder().setRequestId(text(random)).setTenant(text(random))
+                    .setPrompt(text(random)).setMaxTokens(random.nextInt()).setTemperature(random.nextFloat() * 1e6f)
+                    .setTopP(Float.intBitsToFloat(random.nextInt())).setTopK(random.nextInt()).setLogprobs(random.nextInt())
+                    .setTier(Tier.values()[random.nextInt(2)]).setPriority(random.nextInt())
+                    .setCreatedAt(Instant.ofEpochMilli(random.nextLong() >> 12));
+            if (random.nextBoolean()) {
+                b.setClientId(text(random)).setPrincipal(text(random)).setIdempotencyKey(text(random)).setTraceId(text(random))
+                        .setSeed(random.nextLong()).setReplyPartition(random.nextInt());
+            }
+            List<String> stop = new java.util.ArrayList<>();
+            Map<String, String> metadata = new java.util.LinkedHashMap<>();
+            for (int n = random.nextInt(4); n > 0; n--) {
+                stop.add(text(random));
+                metadata.put(text(random), text(random));
+            }
+            requests.add(b.setStop(stop).setMetadata(metadata).build());
+        }
+        org.apache.avro.io.BinaryEncoder reused = null;
+        for (InferenceRequest r : requests) {
+            ByteArrayOutputStream generic = new ByteArrayOutputStream();
+            generic.write(SluiceCodec.header(InferenceRequest.getClassSchema()));
+            reused = EncoderFactory.get().binaryEncoder(generic, reused);
+            new org.apache.avro.specific.SpecificDatumWriter<InferenceRequest>(InferenceRequest.class).write(r, reused);
+            reused.flush();
+            byte[] bytes = codec.encode(r);
+            assertThat(bytes).as(r.toString()).isEqualTo(generic.toByteArray());
+            InferenceRequest back = codec.decode(bytes, InferenceRequest.class);
+            assertThat(back.getMetadata()).isEqualTo(r.getMetadata());
+            assertThat(List.of(back.getPrompt(), back.getStop(), back.getCreatedAt(), Float.floatToIntBits(back.getTopP())))
+                    .isEqualTo(List.of(r.getPrompt(), r.getStop(), r.getCreatedAt(), Float.floatToIntBits(r.getTopP())));
+        }
+        // A required field left null is refused as Avro's writer refuses it, and the thread's next
+        // record is whole (the refused one's first fields stayed in the reused encoder before).
+        InferenceRequest noPrompt = InferenceRequest.newBuilder(request()).build();
+        noPrompt.setPrompt(null);
+        assertThatThrownBy(() -> codec.encode(noPrompt)).hasMessageContaining("prompt");
+        assertThat(codec.decode(codec.encode(request()))).isEqualTo(request());
+        TokenEvent noText = TokenEvent.newBuilder((TokenEvent) oneOfEach().get(1)).build();
+        noText.setText(null);
+        assertThatThrownBy(() -> codec.encode(noText)).hasMessageContaining("text");
+        assertThat(codec.decode(codec.encode(oneOfEach().get(1)))).isEqualTo(oneOfEach().get(1));
+    }
+
+    /** Up to 40 characters from ASCII to astral planes. */
+    private static String text(java.util.Random random) {
+        StringBuilder sb = new StringBuilder();
+        for (int n = random.nextInt(40); n > 0; n--) {
+            int kind = random.nextInt(4);
+            sb.appendCodePoint(kind == 0 ? 0x20 + random.nextInt(95) : kind == 1 ? 0xA0 + random.nextInt(0x700)
+                    : kind == 2 ? 0x4E00 + random.nextInt(0x5000) : 0x1F300 + random.nextInt(0x300));
+        }
+        return sb.toString();
+    }
+
+    @Test
     void kafkaSerdesRoundTripAndKeepTombstones() {
         var serializer = AvroSerde.<InferenceRequest>serializer();
         var deserializer = AvroSerde.deserializer(InferenceRequest.class);
