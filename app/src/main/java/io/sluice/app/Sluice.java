@@ -347,8 +347,11 @@ public final class Sluice {
         final Topics topics = Topics.withDefaultPrefix();
         final String token = new Authenticator(SECRET, "sluice").mint("bench", "bench", List.of("infer"), Duration.ofHours(1));
 
+        /** The broker's log and Redis's files: gigabytes after a run, deleted on close. */
+        private final java.nio.file.Path dir;
+
         BenchStack(String name) throws Exception {
-            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory(name);
+            dir = java.nio.file.Files.createTempDirectory(name);
             kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0);
             redis = RedisProcess.start(dir.resolve("redis"), 0);
             try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
@@ -380,9 +383,14 @@ public final class Sluice {
         }
 
         @Override
-        public void close() {
+        public void close() throws java.io.IOException {
             redis.close();
             kafka.close();
+            try (var paths = java.nio.file.Files.walk(dir)) {
+                for (java.nio.file.Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                    java.nio.file.Files.deleteIfExists(p);
+                }
+            }
         }
     }
 
