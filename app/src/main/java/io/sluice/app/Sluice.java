@@ -421,7 +421,8 @@ public final class Sluice {
                 + "streams the gateway follows (connections x this), as finishing requests do in a deployment.")
         int perSocket;
         @Option(names = "--in-process", description = "Run the gateway inside this JVM, beside the broker, instead of "
-                + "as a process of its own (which is how it is deployed, with its own JIT and heap).")
+                + "as a process of its own (which is how it is deployed, with its own JIT and heap). Its CPU and JIT "
+                + "time cannot be told from the broker's then, so the warm-up runs the whole --warmup.")
         boolean inProcess;
         @Option(names = "--gateway-heap", defaultValue = "1g", description = "Heap of the gateway process.")
         String gatewayHeap;
