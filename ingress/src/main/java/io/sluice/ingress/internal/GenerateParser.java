@@ -100,19 +100,8 @@ public final class GenerateParser {
      * an unknown or repeated field, a value of the wrong type or out of range, trailing text —
      * returns null, and the caller takes the tree path, which accepts exactly the same requests
      * and names the field at fault for the rest. {@code GenerateParserTest} holds the two to
-     * the same answers.
-     */
-    public InferenceRequest tryParse(String text, String tenant, String principal) {
-        try (JsonParser p = Frames.JSON.getFactory().createParser(text)) {
-            return tryParse(p, tenant, principal);
-        } catch (java.io.IOException | RuntimeException notPlain) {
-            return null;
-        }
-    }
-
-    /**
-     * As {@link #tryParse(String, String, String)}, from the UTF-8 bytes of a WebSocket text message
-     * (valid UTF-8, which the caller checked): no string of the whole message is made.
+     * the same answers. It reads the UTF-8 bytes of a WebSocket text message (valid UTF-8, which
+     * the caller checked), so no string of the whole message is made.
      */
     public InferenceRequest tryParse(byte[] utf8, int offset, int length, String tenant, String principal) {
         try (JsonParser p = Frames.JSON.getFactory().createParser(utf8, offset, length)) {
