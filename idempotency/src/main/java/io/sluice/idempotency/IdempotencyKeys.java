@@ -19,11 +19,24 @@ public final class IdempotencyKeys {
         if (idempotencyKey != null && !idempotencyKey.isEmpty()) {
             return tenant + ":k:" + idempotencyKey;
         }
-        String businessId = metadata == null ? null : metadata.get(BUSINESS_ID);
-        if (businessId != null && !businessId.isEmpty()) {
-            return tenant + ":" + businessId + ":" + metadata.getOrDefault(OPERATION, "generate") + ":"
+        if (hasBusinessId(metadata)) {
+            return tenant + ":" + metadata.get(BUSINESS_ID) + ":" + metadata.getOrDefault(OPERATION, "generate") + ":"
                     + metadata.getOrDefault(VERSION, "1");
         }
         return tenant + ":r:" + requestId;
+    }
+
+    /**
+     * Whether the client named the request's key ({@code idempotency_key}, or a business id in
+     * the metadata): only then can two submits be the same request. Otherwise {@link #keyFor} is
+     * the request id's own key.
+     */
+    public static boolean hasClientKey(String idempotencyKey, Map<String, String> metadata) {
+        return idempotencyKey != null && !idempotencyKey.isEmpty() || hasBusinessId(metadata);
+    }
+
+    private static boolean hasBusinessId(Map<String, String> metadata) {
+        String businessId = metadata == null ? null : metadata.get(BUSINESS_ID);
+        return businessId != null && !businessId.isEmpty();
     }
 }

@@ -89,6 +89,18 @@ class RedisIdempotencyStoreTest {
         assertThat(IdempotencyKeys.keyFor("t", "r", null, Map.of("business_id", "b", "op", "summarise", "version", "3")))
                 .isEqualTo("t:b:summarise:3");
         assertThat(IdempotencyKeys.keyFor("t", "r", "", Map.of())).isEqualTo("t:r:r");
+        // The client named a key exactly when the key is not the request id's own.
+        namesItsKey("k", Map.of(), true);
+        namesItsKey(null, Map.of("business_id", "b"), true);
+        namesItsKey("", Map.of("business_id", "b"), true);
+        namesItsKey(null, Map.of(), false);
+        namesItsKey("", Map.of("business_id", ""), false);
+        namesItsKey(null, Map.of("op", "x"), false);
+    }
+
+    private static void namesItsKey(String idempotencyKey, Map<String, String> metadata, boolean named) {
+        assertThat(IdempotencyKeys.hasClientKey(idempotencyKey, metadata)).as("%s %s", idempotencyKey, metadata).isEqualTo(named);
+        assertThat(IdempotencyKeys.keyFor("t", "r", idempotencyKey, metadata).equals("t:r:r")).isEqualTo(!named);
     }
 
     @Test

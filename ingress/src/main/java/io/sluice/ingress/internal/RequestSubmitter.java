@@ -87,13 +87,13 @@ public final class RequestSubmitter {
                     "rate: tenant over its request rate (gateway.tenant.requests.per.second)", true);
         }
         long now = created.toEpochMilli();
-        boolean keyed = (request.getIdempotencyKey() != null && !request.getIdempotencyKey().isEmpty())
-                || request.getMetadata().containsKey(IdempotencyKeys.BUSINESS_ID);
+        boolean keyed = IdempotencyKeys.hasClientKey(request.getIdempotencyKey(), request.getMetadata());
         int partition = replyPartitions.getAsInt();
         String requestId = ids.mint(principal.tenant(), now, partition, keyed);
         request.setRequestId(requestId);
         request.setTraceId(requestId);
-        String key = IdempotencyKeys.keyFor(principal.tenant(), requestId, request.getIdempotencyKey(), request.getMetadata());
+        String key = keyed ? IdempotencyKeys.keyFor(principal.tenant(), requestId, request.getIdempotencyKey(),
+                request.getMetadata()) : null;
         if (keyed) {
             String digest = RequestDigest.of(request);
             Submission first = null;
