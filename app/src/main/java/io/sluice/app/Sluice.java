@@ -536,11 +536,13 @@ public final class Sluice {
                 throw new IllegalStateException("ProducerPerformance failed:\n" + out);
             }
             // Its own progress lines (every 5 s, then the totals), so a run shows how steady it was.
-            out.lines().filter(l -> l.contains("records sent")).forEach(l -> System.out.println("  ProducerPerformance: " + l));
+            List<String> lines = out.lines().filter(l -> l.contains("records sent")).toList();
+            if (lines.isEmpty()) {
+                throw new IllegalStateException("no summary from ProducerPerformance:\n" + out);
+            }
+            lines.forEach(l -> System.out.println("  ProducerPerformance: " + l));
             // With a warm-up, the last summary line is the steady-state one.
-            String summary = out.lines().filter(l -> l.contains("records sent")).reduce((a, b) -> b)
-                    .orElseThrow(() -> new IllegalStateException("no summary from ProducerPerformance:\n" + out));
-            return Double.parseDouble(summary.replaceAll(".*records sent, ([0-9.]+) records/sec.*", "$1"));
+            return Double.parseDouble(lines.get(lines.size() - 1).replaceAll(".*records sent, ([0-9.]+) records/sec.*", "$1"));
         }
     }
 
