@@ -140,7 +140,6 @@ public final class Gateway implements AutoCloseable {
         int maxMessageBytes = config.getInt(GatewayConfig.MAX_FRAME_BYTES);
         WebSocketUpgradeHandler ws = WebSocketUpgradeHandler.from(server, container -> {
             container.setIdleTimeout(Duration.ofMillis(config.getLong(GatewayConfig.IDLE_TIMEOUT_MS)));
-            container.setMaxTextMessageSize(maxMessageBytes);
             container.addMapping(PATH, (req, resp, cb) -> {
                 if (draining) {
                     Response.writeError(req, resp, cb, 503, "gateway shutting down");
