@@ -269,10 +269,99 @@ class GatewayProtocolTest {
         try (WsClient c = WsClient.connect(gw.url(), gw.authenticator().mint("u", "acme", List.of("infer"),
                 Duration.ofMinutes(1)))) {
             c.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
-            c.next(WAIT, "accepted");
+            String id = c.next(WAIT, "accepted").path("request_id").asText();
+            // The same request followed as Server-Sent Events: the stream must end, not hold the shutdown.
+            var events = java.net.http.HttpClient.newHttpClient().sendAsync(java.net.http.HttpRequest.newBuilder(
+                    java.net.URI.create("http://127.0.0.1:" + gw.port() + "/v1/requests/" + id + "/events"))
+                    .header("Authorization", "Bearer " + gw.authenticator().mint("u", "acme", List.of("infer"),
+                            Duration.ofMinutes(1))).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+            while (gw.openEventStreams() == 0) {
+                Thread.sleep(10);
+            }
+            long t0 = System.nanoTime();
             gw.close();
+            assertThat(Duration.ofNanos(System.nanoTime() - t0)).as("shutdown with a stream open").isLessThan(Duration.ofSeconds(5));
             String close = c.awaitClose(WAIT);
             assertThat(close).startsWith("1001").contains("attach");
+            assertThat(events.get(WAIT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS).statusCode())
+                    .as("event stream ended by the shutdown").isEqualTo(200);
+        }
+    }
+
+    @Test
+    void idleSocketsArePingedAndOneWhoseClientNeverAnswersIsClosed() throws Exception {
+        Topics t = topics("keepalive");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.PING_INTERVAL_MS, 200L);
+        g.put(GatewayConfig.IDLE_TIMEOUT_MS, 1500L);
+        g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 300L);
+        Gateway gw = Gateway.start(new GatewayConfig(g));
+        try {
+            String token = gw.authenticator().mint("u", "acme", List.of("infer"), Duration.ofMinutes(1));
+            // A client whose own idle timeout (1 s) is far shorter than its silence (3 s): the gateway's
+            // pings keep it open, and its automatic pongs keep the gateway from taking it for gone.
+            org.eclipse.jetty.websocket.client.WebSocketClient impatient = new org.eclipse.jetty.websocket.client.WebSocketClient();
+            impatient.setIdleTimeout(Duration.ofSeconds(1));
+            try (WsClient c = WsClient.connect(impatient, gw.url(), token, null)) {
+                Thread.sleep(3_000);
+                assertThat(c.isOpen()).as("socket open after 3 s of silence from both sides' applications").isTrue();
+                c.send("{\"type\":\"ping\"}");
+                assertThat(c.next(WAIT, "pong").path("type").asText()).isEqualTo("pong");
+            }
+            // A peer that completed the handshake and then reads nothing and answers no ping: the
+            // pings alone must not keep it open (Jetty counts them as traffic), the missing pongs close it.
+            try (java.net.Socket raw = new java.net.Socket("127.0.0.1", gw.port())) {
+                raw.setSoTimeout(10_000);
+                raw.getOutputStream().write(("GET " + Gateway.PATH + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                        + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                        + "Authorization: Bearer " + token + "\r\n\r\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                java.io.DataInputStream in = new java.io.DataInputStream(
+                        new java.io.BufferedInputStream(raw.getInputStream()));
+                StringBuilder head = new StringBuilder();
+                while (!head.toString().endsWith("\r\n\r\n")) {
+                    head.append((char) in.readUnsignedByte());
+                }
+                assertThat(head.toString()).startsWith("HTTP/1.1 101");
+                Thread.sleep(2_500); // past the idle timeout, answering nothing
+                int pings = 0;
+                long deadline = System.nanoTime() + WAIT.toNanos();
+                while (true) {
+                    assertThat(System.nanoTime()).as("closed within %s, %d pings so far", WAIT, pings).isLessThan(deadline);
+                    int opcode = in.readUnsignedByte() & 0x0F;
+                    int length = in.readUnsignedByte() & 0x7F; // server frames are unmasked; these are short
+                    byte[] payload = in.readNBytes(length);
+                    if (opcode == 0x9) {
+                        pings++;
+                    } else if (opcode == 0x8) {
+                        int code = ((payload[0] & 0xFF) << 8) | (payload[1] & 0xFF);
+                        String reason = new String(payload, 2, payload.length - 2, java.nio.charset.StandardCharsets.UTF_8);
+                        assertThat(code).isEqualTo(1001);
+                        assertThat(reason).contains("gateway.idle.timeout.ms");
+                        break;
+                    }
+                }
+                assertThat(pings).as("pings before the close").isGreaterThanOrEqualTo(2);
+            }
+            // An event stream of a request that makes no progress (no worker runs here) gets comments.
+            java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+            String base = "http://127.0.0.1:" + gw.port() + "/v1/requests";
+            var submitted = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(base))
+                    .header("Authorization", "Bearer " + token)
+                    .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"prompt\":\"hi\"}")).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertThat(submitted.statusCode()).isEqualTo(202);
+            String id = WsClient.JSON.readTree(submitted.body()).path("request_id").asText();
+            var events = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(base + "/" + id + "/events"))
+                    .header("Authorization", "Bearer " + token).build(), java.net.http.HttpResponse.BodyHandlers.ofLines());
+            assertThat(events.statusCode()).isEqualTo(200);
+            long comments;
+            try (java.util.stream.Stream<String> lines = events.body()) {
+                comments = java.util.concurrent.CompletableFuture.supplyAsync(() -> lines.limit(3).filter(":"::equals).count())
+                        .get(WAIT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+            }
+            assertThat(comments).as("keep-alive comments on a silent event stream").isEqualTo(2);
+        } finally {
+            gw.close();
         }
     }
 }

@@ -62,6 +62,9 @@ public final class Gateway implements AutoCloseable {
     private final java.util.Set<StreamEndpoint> endpoints = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final Duration drainTimeout;
     private volatile boolean draining;
+    private final HttpApi http;
+    /** Pings every socket each gateway.ping.interval.ms; null when pings are off. */
+    private final java.util.concurrent.ScheduledExecutorService keepAlive;
 
     private final PrometheusMeterRegistry meters;
     private final Readiness readiness;
@@ -108,7 +111,7 @@ public final class Gateway implements AutoCloseable {
         java.util.Set<String> origins = java.util.Set.copyOf(config.getList(GatewayConfig.ALLOWED_ORIGINS));
         this.submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
                 attachRetention, limits, clock, router::replyPartition, requestIds);
-        HttpApi http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes);
+        this.http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes);
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
         this.meters = meters != null ? meters : Metrics.create("gateway", id);
         Gauge.builder("sluice.gateway.sockets", endpoints, java.util.Set::size).description("Open WebSocket connections")
@@ -205,6 +208,27 @@ public final class Gateway implements AutoCloseable {
         server.setHandler(ws);
         server.setStopTimeout(5000);
         server.start();
+        long pingMs = config.getLong(GatewayConfig.PING_INTERVAL_MS);
+        long idleNanos = Duration.ofMillis(config.getLong(GatewayConfig.IDLE_TIMEOUT_MS)).toNanos();
+        this.keepAlive = pingMs == 0 ? null : java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "sluice-gateway-ping");
+            t.setDaemon(true);
+            return t;
+        });
+        if (keepAlive != null) {
+            keepAlive.scheduleAtFixedRate(() -> {
+                long now = System.nanoTime();
+                for (StreamEndpoint e : endpoints) {
+                    try {
+                        e.keepAlive(now, idleNanos);
+                    } catch (RuntimeException failed) {
+                        // One socket's failure must not end the timer for all the others.
+                        log.debug("Keep-alive of a socket failed", failed);
+                    }
+                }
+                http.keepAlive();
+            }, pingMs, pingMs, java.util.concurrent.TimeUnit.MILLISECONDS);
+        }
         log.info("Gateway {} listening on {}", id, url());
         log.info("Cold start gateway accepting: {} ms", (System.nanoTime() - t0) / 1_000_000);
     }
@@ -247,6 +271,11 @@ public final class Gateway implements AutoCloseable {
         return authenticator;
     }
 
+    /** Server-Sent Event streams open on this gateway. */
+    public int openEventStreams() {
+        return http.openStreams();
+    }
+
     /** Sockets open on this gateway. */
     public int openSockets() {
         return endpoints.size();
@@ -255,16 +284,21 @@ public final class Gateway implements AutoCloseable {
     /**
      * Drains, then stops: new handshakes are refused (503), open streams get up to
      * {@code gateway.drain.timeout.ms} to finish, then every socket is closed with 1001 and a
-     * reason telling the client to attach on another gateway.
+     * reason telling the client to attach on another gateway, and every event stream is ended
+     * (its client reconnects with {@code Last-Event-ID}, to any gateway).
      */
     @Override
     public void close() throws Exception {
         draining = true;
         long deadline = System.nanoTime() + drainTimeout.toNanos();
-        while (System.nanoTime() < deadline && endpoints.stream().anyMatch(e -> e.followed() > 0)) {
+        while (System.nanoTime() < deadline && (endpoints.stream().anyMatch(e -> e.followed() > 0) || http.openStreams() > 0)) {
             Thread.sleep(20);
         }
         endpoints.forEach(StreamEndpoint::goAway);
+        http.endStreams();
+        if (keepAlive != null) {
+            keepAlive.shutdownNow();
+        }
         server.stop();
         submitter.close();
         router.close();

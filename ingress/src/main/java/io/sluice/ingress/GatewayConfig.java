@@ -25,6 +25,7 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String MAX_FRAME_BYTES = "gateway.max.frame.bytes";
     public static final String OUTBOUND_QUEUE_BYTES = "gateway.outbound.queue.bytes";
     public static final String IDLE_TIMEOUT_MS = "gateway.idle.timeout.ms";
+    public static final String PING_INTERVAL_MS = "gateway.ping.interval.ms";
     public static final String CANCEL_ON_DISCONNECT = "gateway.cancel.on.disconnect";
     public static final String IDEMPOTENCY_TTL_MS = "gateway.idempotency.ttl.ms";
     public static final String ALLOWED_ORIGINS = "gateway.allowed.origins";
@@ -70,7 +71,16 @@ public final class GatewayConfig extends AbstractConfig {
             .define(OUTBOUND_QUEUE_BYTES, Type.INT, 4 * 1024 * 1024, Range.atLeast(1024), Importance.MEDIUM,
                     "Bytes queued for one socket before it counts as too slow and is closed.")
             .define(IDLE_TIMEOUT_MS, Type.LONG, 300_000L, Range.atLeast(1000), Importance.MEDIUM,
-                    "A socket with no traffic either way for this long is closed.")
+                    "A socket from which nothing (a message, a ping, a pong to the gateway's pings) arrives for this long "
+                            + "is closed with 1001: a client that went away without closing. With " + PING_INTERVAL_MS
+                            + " at 0, a socket with no traffic either way for this long is closed.")
+            .define(PING_INTERVAL_MS, Type.LONG, 15_000L, Range.atLeast(0), Importance.MEDIUM,
+                    "How often the gateway sends a WebSocket ping on every open socket (and an SSE comment on every "
+                            + "open event stream), so that a connection whose stream "
+                            + "waits (queued behind other requests, or resuming on another worker) is not closed by the "
+                            + "idle timeout of the client or of a proxy in between (Jetty's client: 30 s; many load "
+                            + "balancers: 60 s). Clients answer with a pong, as WebSocket libraries do by themselves. "
+                            + "0 sends none. Must be below " + IDLE_TIMEOUT_MS + ".")
             .define(CANCEL_ON_DISCONNECT, Type.BOOLEAN, true, Importance.MEDIUM,
                     "Cancel a socket's unfinished requests when it closes, so no decode runs for a client that left.")
             .define(ALLOWED_ORIGINS, Type.LIST, "", Importance.HIGH,
@@ -124,6 +134,11 @@ public final class GatewayConfig extends AbstractConfig {
         if (getPassword(JWT_SECRET) == null && getString(JWT_JWKS_FILE).isBlank() && getString(JWT_PUBLIC_KEY_FILE).isBlank()) {
             throw new ConfigException("No key to verify client JWTs: set " + JWT_SECRET + ", " + JWT_JWKS_FILE + " or "
                     + JWT_PUBLIC_KEY_FILE);
+        }
+        long ping = getLong(PING_INTERVAL_MS);
+        if (ping > 0 && ping >= getLong(IDLE_TIMEOUT_MS)) {
+            throw new ConfigException(PING_INTERVAL_MS, ping, "must be below " + IDLE_TIMEOUT_MS + " ("
+                    + getLong(IDLE_TIMEOUT_MS) + "), or a client's pongs could not keep its socket open");
         }
     }
 

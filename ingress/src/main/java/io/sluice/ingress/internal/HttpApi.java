@@ -35,6 +35,8 @@ public final class HttpApi {
     private final TokenRouter router;
     private final int maxBodyBytes;
     private final long outboundBytes;
+    /** The event streams open now, for the keep-alive. */
+    private final java.util.Set<Outbox> streams = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     public HttpApi(Authenticator authenticator, RequestSubmitter submitter, TokenRouter router, int maxBodyBytes,
             long outboundBytes) {
@@ -43,6 +45,33 @@ public final class HttpApi {
         this.router = router;
         this.maxBodyBytes = maxBodyBytes;
         this.outboundBytes = outboundBytes;
+    }
+
+    /**
+     * Writes an SSE comment on every open event stream: a stream silent for a while (a request
+     * queued, or resuming on another worker) must not be closed by the idle timeout of the
+     * client, of a proxy, or of this server's own connector.
+     */
+    public void keepAlive() {
+        for (Outbox o : streams) {
+            o.offer(SseSink.COMMENT);
+        }
+    }
+
+    /** Event streams open now. */
+    public int openStreams() {
+        return streams.size();
+    }
+
+    /**
+     * Ends every open event stream once what is queued for it is written: the gateway is going
+     * away, and an event-stream client reconnects by itself, with {@code Last-Event-ID}, to
+     * whichever gateway answers.
+     */
+    public void endStreams() {
+        for (Outbox o : streams) {
+            o.offer(SseSink.END);
+        }
     }
 
     /** Handles the request if it is one of ours; false lets the next handler have it. */
@@ -165,11 +194,13 @@ public final class HttpApi {
         Outbox outbox = new Outbox(sink, outboundBytes, request.getComponents().getExecutor());
         Subscription[] sub = new Subscription[1];
         sink.onEnd(() -> {
+            streams.remove(outbox);
             if (sub[0] != null) {
                 sub[0].cancel();
             }
             outbox.close();
         });
+        streams.add(outbox);
         try {
             sub[0] = router.subscribeFromHistory(requestId, known.replyPartition(), afterSeq, new StreamListener() {
                 @Override
@@ -184,6 +215,7 @@ public final class HttpApi {
                 }
             }, known.createdAtMillis());
         } catch (java.util.concurrent.RejectedExecutionException busy) {
+            streams.remove(outbox);
             throw new ProtocolError(ProtocolError.Code.overloaded, "events: too many replays under way, retry shortly", true);
         }
     }
@@ -230,6 +262,9 @@ public final class HttpApi {
     static final class SseSink implements FrameSink {
         /** Queued after the terminal frame: ends the response once everything before it is written. */
         static final String END = "\u0000end";
+        /** Queued by the keep-alive: an SSE comment line, which clients skip. */
+        static final String COMMENT = "\u0000comment";
+        private static final byte[] COMMENT_BYTES = ":\n\n".getBytes(StandardCharsets.US_ASCII);
         private final Response response;
         private final Callback done;
         private volatile Runnable onEnd = () -> { };
@@ -253,6 +288,10 @@ public final class HttpApi {
                     done.failed(x);
                     onEnd.run();
                 }));
+                return;
+            }
+            if (COMMENT.equals(frame)) {
+                response.write(false, ByteBuffer.wrap(COMMENT_BYTES), Callback.from(written, failed));
                 return;
             }
             String event;

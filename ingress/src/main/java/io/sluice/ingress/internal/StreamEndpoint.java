@@ -58,6 +58,10 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private boolean refusing;
     private Outbox outbox;
     private final java.util.concurrent.Executor writer;
+    /** Set by every frame the client sends; read and cleared by the gateway's keep-alive tick. */
+    private volatile boolean heard;
+    /** Keep-alive tick's own: when it last found {@link #heard} set. */
+    private long lastHeardNanos = System.nanoTime();
 
     public StreamEndpoint(Principal principal, RequestSubmitter submitter, Producer<String, SpecificRecord> producer,
             Topics topics, TokenRouter router, long outboundBytes, boolean cancelOnDisconnect, int maxInFlight, Clock clock,
@@ -106,6 +110,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
      */
     @Override
     public void onWebSocketFrame(Frame frame, org.eclipse.jetty.websocket.api.Callback callback) {
+        heard = true;
         try {
             switch (Frame.Type.from(frame.getOpCode())) {
                 case TEXT, CONTINUATION -> text(frame);
@@ -126,6 +131,29 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         } catch (RuntimeException e) {
             callback.fail(e);
         }
+    }
+
+    /**
+     * One tick of the gateway's keep-alive, on its timer thread: closes the socket when nothing
+     * came from the client for {@code idleNanos} (not even a pong to the earlier pings), else
+     * sends a ping. Jetty's own idle timeout cannot tell a dead peer once pings are written,
+     * since writes count as traffic for it; the client's pongs are what show it is there.
+     */
+    public void keepAlive(long nowNanos, long idleNanos) {
+        Session s = session;
+        if (s == null || !s.isOpen()) {
+            return;
+        }
+        if (heard) {
+            heard = false;
+            lastHeardNanos = nowNanos;
+        } else if (nowNanos - lastHeardNanos > idleNanos) {
+            s.close(org.eclipse.jetty.websocket.api.StatusCode.SHUTDOWN, "nothing from the client, not even a pong, for "
+                    + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(idleNanos) + " ms (gateway.idle.timeout.ms)",
+                    org.eclipse.jetty.websocket.api.Callback.NOOP);
+            return;
+        }
+        s.sendPing(ByteBuffer.allocate(0), org.eclipse.jetty.websocket.api.Callback.NOOP);
     }
 
     private void text(Frame frame) {
