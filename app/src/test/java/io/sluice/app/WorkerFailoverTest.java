@@ -34,6 +34,8 @@ class WorkerFailoverTest {
     static final int KILLS = 20;
     static final int CLIENTS = 3;
     static final int MAX_TOKENS = 140;
+    /** How long a worker that joined the group lives at least before it is killed. */
+    static final long TAKEOVER_MS = 500;
 
     /** What one client saw of one request. */
     record Seen(String requestId, List<Integer> seqs, List<Long> arrivals, List<String> terminal) {
@@ -88,9 +90,15 @@ class WorkerFailoverTest {
                 clients.add(t);
             }
             for (int k = 1; k <= KILLS; k++) {
-                // Each worker lives about 4 s: it starts (~2 s), takes streams over and is killed mid-way again.
+                // Each worker lives at least about 4 s: it starts, takes streams over and is killed mid-way
+                // again. It is killed only once it has joined the group and had a moment to resume what it
+                // was given: on a loaded two-core machine a worker can take more than 4 s to start, and
+                // killing workers on a fixed clock then let a run of them die before joining, which left
+                // streams with no worker at all for 30 s and more and tested no takeover.
                 Thread.sleep(2_000);
                 int slot = k % 2;
+                workers.get(slot).awaitOutput("consumer assigned", 60_000);
+                Thread.sleep(TAKEOVER_MS);
                 // Only this test kills workers: one that died on its own is a bug, not a takeover.
                 assertThat(workers.get(slot).isAlive()).as("worker slot %d alive until it is killed", slot).isTrue();
                 workers.get(slot).kill();
