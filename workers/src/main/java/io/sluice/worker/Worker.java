@@ -64,6 +64,8 @@ import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.Producer;
+import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
@@ -97,7 +99,7 @@ public final class Worker implements AutoCloseable {
     private final ModelBundle model;
     private final boolean ownsModel;
     private final IdempotencyStore store;
-    private final KafkaProducer<String, Object> producer;
+    private final Producer<String, Object> producer;
     private final KafkaConsumer<String, byte[]> consumer;
     private final KafkaConsumer<String, byte[]> control;
     private final int tokenPartitions;
@@ -190,6 +192,8 @@ public final class Worker implements AutoCloseable {
         final long startedNanos = System.nanoTime();
         /** When this attempt last published a token, for the inter-token latency. */
         long lastTokenNanos;
+        /** The send of the last token event this attempt published; its outcome waits for it. */
+        java.util.concurrent.Future<RecordMetadata> lastSent;
 
         Active(Work work, String key, long fence, String streamId, boolean claimed) {
             this.work = work;
@@ -253,6 +257,7 @@ public final class Worker implements AutoCloseable {
         private Faults faults = Faults.NONE;
         private MeterRegistry meters = new SimpleMeterRegistry();
         private Clock clock = Clock.systemUTC();
+        private Producer<String, Object> producer;
 
         private Builder(WorkerConfig config) {
             this.config = config;
@@ -271,6 +276,16 @@ public final class Worker implements AutoCloseable {
 
         public Builder meters(MeterRegistry meters) {
             this.meters = meters;
+            return this;
+        }
+
+        /**
+         * The producer of token events, results, retries and dead letters (values already encoded
+         * or Avro records), which the worker closes; default: one of its own on the configured
+         * bootstrap servers.
+         */
+        public Builder producer(Producer<String, Object> producer) {
+            this.producer = producer;
             return this;
         }
 
@@ -308,7 +323,7 @@ public final class Worker implements AutoCloseable {
         outagePolicy.put(Tier.financial, policy(config.getString(WorkerConfig.REDIS_OUTAGE_FINANCIAL)));
         outagePolicy.put(Tier.operational, policy(config.getString(WorkerConfig.REDIS_OUTAGE_OPERATIONAL)));
         String bootstrap = config.getString(CommonConfig.BOOTSTRAP_SERVERS);
-        this.producer = new KafkaProducer<>(Map.of(
+        this.producer = with.producer != null ? with.producer : new KafkaProducer<>(Map.of(
                 ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ProducerConfig.ACKS_CONFIG, "all",
                 ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true,
@@ -666,6 +681,7 @@ public final class Worker implements AutoCloseable {
                     failAttempt(e, f.generation(), (Active) f.generation().attachment(), f.cause(), f.seq());
                 }
                 failures.clear();
+                completeAcknowledged();
                 expireTimedOut(e);
                 if (System.nanoTime() - lastRenew > lease.toNanos() / 3) {
                     renewLeases();
@@ -678,6 +694,11 @@ public final class Worker implements AutoCloseable {
         } catch (RuntimeException ex) {
             log.error("Decode loop stopped", ex);
         } finally {
+            if (!completions.isEmpty()) {
+                // Stopping: finish what only waits for Kafka, rather than leave it to be decoded again.
+                producer.flush();
+                completeAcknowledged();
+            }
             e.close();
         }
     }
@@ -778,10 +799,9 @@ public final class Worker implements AutoCloseable {
                 + why + "): " + finalError.getMessage(), false);
         // The outcome lists the tokens clients may have seen: those checkpointed before the failure.
         List<Integer> tokens = g == null ? List.of() : List.copyOf(g.tokens().subList(0, Math.min(published, g.tokens().size())));
-        if (complete(a, req, null, clientError, tokens, "", g == null ? 0 : g.promptTokens())) {
-            deadLetter(work.origin.getTopic(), work.origin.getPartition(), work.origin.getOffset(), req.getRequestId(),
-                    work.original, null, req, finalError, history, null);
-        }
+        complete(a, req, null, clientError, tokens, "", g == null ? 0 : g.promptTokens(),
+                () -> deadLetter(work.origin.getTopic(), work.origin.getPartition(), work.origin.getOffset(),
+                        req.getRequestId(), work.original, null, req, finalError, history, null));
     }
 
     /** The request as it was read, byte for byte, for a retry record. */
@@ -1187,7 +1207,7 @@ public final class Worker implements AutoCloseable {
                     a.lastTokenNanos = now;
                     tokensGenerated.get(a.work().request.getTier()).increment();
                 }
-                producer.send(toTokens(a.work().request, t.generation().id(), TokenEvent.newBuilder()
+                a.lastSent = producer.send(toTokens(a.work().request, t.generation().id(), TokenEvent.newBuilder()
                         .setRequestId(t.generation().id()).setSeq(t.seq()).setTokenId(t.tokenId()).setText(t.text())
                         .setLogprob(t.logprob()).setTopLogprobs(t.top())
                         .setFence(a.fence()).setWorkerId(workerId).setProducedAt(clock.instant()).build()));
@@ -1205,7 +1225,69 @@ public final class Worker implements AutoCloseable {
             if (error == null) {
                 Circuit.success(circuit, System.nanoTime() - a.startedNanos);
             }
-            complete(a, a.work().request, reason, error, g.tokens(), g.text(), g.promptTokens());
+            complete(a, a.work().request, reason, error, g.tokens(), g.text(), g.promptTokens(), null);
+        }
+    }
+
+    /** A terminal outcome waiting for Kafka to acknowledge the last token event it counts. */
+    private record Completion(Active active, InferenceRequest req, FinishReason reason, ErrorInfo error,
+            List<Integer> tokens, String text, int promptTokens, Runnable onPublished) {
+    }
+
+    /** Outcomes waiting for their tokens; decode thread only. */
+    private final List<Completion> completions = new ArrayList<>();
+
+    /**
+     * Records and publishes a terminal outcome, once every token event it counts is in Kafka.
+     * Recorded earlier, a worker dying with its last tokens still in the producer's buffer would
+     * leave an outcome whose tokens never reached the topic: the next worker finds the outcome,
+     * republishes only the result, and clients wait for the missing seqs forever. Recorded after,
+     * a worker dying in between leaves the claim without an outcome, and the next one replays the
+     * checkpoint, publishing those tokens again.
+     *
+     * @param onPublished run once the outcome is published (not when the claim was lost, or Redis
+     *     must answer first); may be null
+     */
+    private void complete(Active a, InferenceRequest req, FinishReason reason, ErrorInfo error, List<Integer> tokens,
+            String text, int promptTokens, Runnable onPublished) {
+        Completion c = new Completion(a, req, reason, error, List.copyOf(tokens), text, promptTokens, onPublished);
+        if (a.lastSent != null && !a.lastSent.isDone()) {
+            completions.add(c);
+        } else {
+            complete(c);
+        }
+    }
+
+    /** Completes the outcomes whose tokens Kafka has acknowledged since the last look. */
+    private void completeAcknowledged() {
+        for (java.util.Iterator<Completion> it = completions.iterator(); it.hasNext(); ) {
+            Completion c = it.next();
+            if (c.active().lastSent.isDone()) {
+                it.remove();
+                complete(c);
+            }
+        }
+    }
+
+    private void complete(Completion c) {
+        Active a = c.active();
+        if (a.lastSent != null) {
+            try {
+                a.lastSent.get();
+            } catch (java.util.concurrent.ExecutionException notSent) {
+                // Its checkpoint holds what Kafka did not take: claim it again once the lease lapses
+                // and replay, which publishes those tokens again, rather than record an outcome.
+                log.error("Tokens of {} did not reach Kafka ({}); it resumes from its checkpoint", c.req().getRequestId(),
+                        notSent.getCause().toString());
+                lookAgainAfterTakeover(a.work());
+                return;
+            } catch (InterruptedException stopping) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+        if (publish(a, c.req(), c.reason(), c.error(), c.tokens(), c.text(), c.promptTokens()) && c.onPublished() != null) {
+            c.onPublished().run();
         }
     }
 
@@ -1214,7 +1296,7 @@ public final class Worker implements AutoCloseable {
      *
      * @return false when it was not published: the claim was lost, or Redis must answer first
      */
-    private boolean complete(Active a, InferenceRequest req, FinishReason reason, ErrorInfo error, List<Integer> tokens,
+    private boolean publish(Active a, InferenceRequest req, FinishReason reason, ErrorInfo error, List<Integer> tokens,
             String text, int promptTokens) {
         InferenceResult result = InferenceResult.newBuilder()
                 .setRequestId(a.streamId()).setTenant(req.getTenant()).setFinishReason(error == null ? reason : null)

@@ -290,4 +290,79 @@ class WorkerKafkaTest {
             }
         }
     }
+
+    /** Token events of {@code requestId} handed to {@code producer} so far, in order. */
+    static List<TokenEvent> tokensSent(org.apache.kafka.clients.producer.MockProducer<String, Object> producer, String requestId) {
+        return producer.history().stream().map(ProducerRecord::value)
+                .filter(v -> v instanceof TokenEvent t && t.getRequestId().equals(requestId)).map(v -> (TokenEvent) v).toList();
+    }
+
+    static boolean resultSent(org.apache.kafka.clients.producer.MockProducer<String, Object> producer, String requestId) {
+        return producer.history().stream().anyMatch(pr -> pr.value() instanceof InferenceResult res
+                && res.getRequestId().equals(requestId));
+    }
+
+    static void await(java.util.function.BooleanSupplier condition, String awaiting) throws InterruptedException {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (!condition.getAsBoolean()) {
+            assertThat(System.nanoTime()).as("awaiting %s", awaiting).isLessThan(deadline);
+            Thread.sleep(10);
+        }
+    }
+
+    @Test
+    void anOutcomeIsRecordedOnlyOnceKafkaHasEveryTokenItCountsAndARefusedTokenIsPublishedAgainFirst() throws Exception {
+        try (KafkaFixture kafka = new KafkaFixture("acked");
+             var store = io.sluice.idempotency.RedisIdempotencyStore.connect(java.net.URI.create(kafka.infra.redisUri()),
+                     "sluice:", Duration.ofMinutes(10))) {
+            List<org.apache.kafka.common.PartitionInfo> partitions = new ArrayList<>();
+            for (String topic : kafka.topics.all()) {
+                partitions.addAll(kafka.producer.partitionsFor(topic));
+            }
+            // A real consumer feeds the worker; what it publishes waits here until the test acknowledges it,
+            // as records wait in a producer's buffer: a worker killed meanwhile takes them along.
+            var held = new org.apache.kafka.clients.producer.MockProducer<String, Object>(new org.apache.kafka.common.Cluster(
+                    "held", List.of(partitions.get(0).leader()), partitions, Set.of(), Set.of()), false, null,
+                    new org.apache.kafka.common.serialization.StringSerializer(), io.sluice.schemas.AvroSerde.passThroughSerializer());
+            Map<String, Object> props = kafka.workerProps("w-acked");
+            props.put(WorkerConfig.LEASE_MS, 1000L);
+            try (Worker worker = Worker.builder(new WorkerConfig(props)).model(model).producer(held).start()) {
+                assertThat(worker.awaitAssignment(WAIT)).isTrue();
+                InferenceRequest r = KafkaFixture.request("The river", 12).build();
+                kafka.send(r);
+                String key = io.sluice.idempotency.IdempotencyKeys.keyFor(r.getTenant(), r.getRequestId(), null, r.getMetadata());
+                await(() -> !tokensSent(held, r.getRequestId()).isEmpty() && worker.activeGenerations() == 0,
+                        "the stream decoded to its end, its tokens handed to the producer");
+                int decoded = tokensSent(held, r.getRequestId()).size();
+                Thread.sleep(300);
+                assertThat(store.outcome(key)).as("outcome while %d tokens are not acknowledged", decoded).isNull();
+                assertThat(resultSent(held, r.getRequestId())).as("result before its tokens are acknowledged").isFalse();
+
+                // Kafka takes every token but the last, and refuses that one.
+                for (int i = 0; i < held.history().size() - 1; i++) {
+                    held.completeNext();
+                }
+                held.errorNext(new org.apache.kafka.common.errors.TimeoutException("held back by the test"));
+                // No outcome for a stream with a token missing from Kafka: once the lease lapses the worker
+                // claims the request again and replays the checkpoint, publishing every token again.
+                await(() -> tokensSent(held, r.getRequestId()).size() == 2 * decoded, "the checkpoint replayed");
+                Thread.sleep(300);
+                assertThat(store.outcome(key)).as("outcome before the replayed tokens are acknowledged").isNull();
+                while (held.completeNext()) {
+                    // acknowledge the replay
+                }
+                await(() -> store.outcome(key) != null && resultSent(held, r.getRequestId()),
+                        "outcome recorded and result published once Kafka has every token");
+                InferenceResult result = io.sluice.schemas.SluiceCodec.get().decode(store.outcome(key), InferenceResult.class);
+                assertThat(result.getCompletionTokens()).isEqualTo(decoded);
+                List<TokenEvent> replayed = tokensSent(held, r.getRequestId()).subList(decoded, 2 * decoded);
+                assertThat(replayed).extracting(TokenEvent::getSeq)
+                        .containsExactlyElementsOf(java.util.stream.IntStream.range(0, decoded).boxed().toList());
+                int lastToken = held.history().indexOf(held.history().stream()
+                        .filter(pr -> pr.value() == replayed.get(decoded - 1)).findFirst().orElseThrow());
+                assertThat(held.history().subList(lastToken, held.history().size()))
+                        .as("the result published after the last token").anyMatch(pr -> pr.value() instanceof InferenceResult);
+            }
+        }
+    }
 }
