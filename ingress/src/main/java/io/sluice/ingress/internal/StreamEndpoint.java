@@ -39,7 +39,8 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private final String controlTopic;
     private final boolean cancelOnDisconnect;
     private final int maxInFlight;
-    private Session session;
+    /** Set when the socket opens; read by the keep-alive and drain threads too. */
+    private volatile Session session;
     /** Closed by a draining gateway: its streams are left running for the client to attach to elsewhere. */
     private volatile boolean leaving;
     private final java.util.function.Consumer<StreamEndpoint> onClose;
