@@ -76,16 +76,18 @@ class WorkerFailoverTest {
                     + ",\"temperature\":0.8,\"seed\":" + seed + "}";
             List<Thread> clients = new ArrayList<>();
             List<Throwable> failures = Collections.synchronizedList(new ArrayList<>());
+            Map<String, String> current = new java.util.concurrent.ConcurrentHashMap<>();
             for (int c = 0; c < CLIENTS; c++) {
+                String name = "client-" + c;
                 Thread t = new Thread(() -> {
                     try (WsClient client = WsClient.connect(gateway.url(), token)) {
                         while (submitting.get()) {
-                            seen.add(stream(client, generate));
+                            seen.add(stream(client, generate, id -> current.put(name, id)));
                         }
                     } catch (Throwable e) {
                         failures.add(e);
                     }
-                }, "client-" + c);
+                }, name);
                 t.start();
                 clients.add(t);
             }
@@ -118,7 +120,18 @@ class WorkerFailoverTest {
                 t.join(180_000);
                 assertThat(t.isAlive()).as("%s finished its last request", t.getName()).isFalse();
             }
-            assertThat(failures).as("client failures").isEmpty();
+            if (!failures.isEmpty()) {
+                // Say where each unfinished request got to, so a failure tells a lost request from a lost event.
+                StringBuilder where = new StringBuilder();
+                for (Thread t : clients) {
+                    String id = current.get(t.getName());
+                    if (id != null && seen.stream().noneMatch(s -> s.requestId().equals(id))) {
+                        where.append(whereIs(infra.bootstrapServers(), topics, topics.prefix() + "workers", id));
+                    }
+                }
+                System.out.println(where);
+                assertThat(failures).as("client failures; where their requests are:%n%s", where).isEmpty();
+            }
         } finally {
             for (ChildJvm w : workers) {
                 if (w != null) {
@@ -149,11 +162,13 @@ class WorkerFailoverTest {
                 takeovers.isEmpty() ? 0 : takeovers.get(takeovers.size() - 1));
     }
 
-    static Seen stream(WsClient client, String generate) throws InterruptedException {
+    static Seen stream(WsClient client, String generate, java.util.function.Consumer<String> onAccepted)
+            throws InterruptedException {
         client.send(generate);
         JsonNode accepted = client.next(Duration.ofSeconds(60), "accepted");
         assertThat(accepted.path("type").asText()).isEqualTo("accepted");
         String id = accepted.path("request_id").asText();
+        onAccepted.accept(id);
         List<Integer> seqs = new ArrayList<>();
         List<Long> arrivals = new ArrayList<>();
         List<String> terminal = new ArrayList<>();
@@ -175,6 +190,60 @@ class WorkerFailoverTest {
                 }
             }
         }
+    }
+
+    /**
+     * Every record keyed {@code requestId} on the deployment's topics (what the tokens topic holds
+     * of it: seqs, result), and the workers' committed offsets beside its request's offset.
+     */
+    static String whereIs(String bootstrap, Topics topics, String group, String requestId) {
+        StringBuilder out = new StringBuilder("request " + requestId + ":\n");
+        Map<String, Object> props = Map.of("bootstrap.servers", bootstrap);
+        try (Admin admin = Admin.create(props);
+                var c = new org.apache.kafka.clients.consumer.KafkaConsumer<>(props,
+                        new org.apache.kafka.common.serialization.StringDeserializer(),
+                        new org.apache.kafka.common.serialization.ByteArrayDeserializer())) {
+            var committed = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+            for (String topic : topics.all()) {
+                List<org.apache.kafka.common.TopicPartition> parts = c.partitionsFor(topic).stream()
+                        .map(p -> new org.apache.kafka.common.TopicPartition(topic, p.partition())).toList();
+                c.assign(parts);
+                c.seekToBeginning(parts);
+                Map<org.apache.kafka.common.TopicPartition, Long> ends = c.endOffsets(parts);
+                List<String> found = new ArrayList<>();
+                long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+                while (parts.stream().anyMatch(tp -> c.position(tp) < ends.get(tp)) && System.nanoTime() < deadline) {
+                    for (var r : c.poll(Duration.ofMillis(200))) {
+                        if (!requestId.equals(r.key())) {
+                            continue;
+                        }
+                        String what;
+                        try {
+                            var v = io.sluice.schemas.AvroSerde.anyDeserializer().deserialize(topic, r.value());
+                            what = v instanceof io.sluice.schemas.TokenEvent te ? "seq " + te.getSeq() + " fence " + te.getFence()
+                                    + " " + te.getWorkerId()
+                                    : v instanceof io.sluice.schemas.InferenceResult ir ? "result " + ir.getFinishReason() + " "
+                                            + ir.getCompletionTokens() + " tokens, " + ir.getWorkerId()
+                                    : v.getClass().getSimpleName();
+                        } catch (RuntimeException e) {
+                            what = e.toString();
+                        }
+                        var tp = new org.apache.kafka.common.TopicPartition(topic, r.partition());
+                        var done = committed.get(tp);
+                        found.add(r.partition() + "@" + r.offset() + " " + what
+                                + (done == null ? "" : " (workers committed " + done.offset() + ", end " + ends.get(tp) + ")"));
+                    }
+                }
+                if (!found.isEmpty()) {
+                    out.append("  ").append(topic).append(": ").append(found.size()).append(" records: ")
+                            .append(found.size() > 12 ? found.subList(0, 3) + " ... " + found.subList(found.size() - 6, found.size())
+                                    : found).append('\n');
+                }
+            }
+        } catch (Exception e) {
+            out.append("  cannot read the topics: ").append(e).append('\n');
+        }
+        return out.toString();
     }
 
     static ChildJvm startWorker(SharedInfra infra, Topics topics, int slot, int generation, Path logs) throws Exception {
