@@ -194,6 +194,11 @@ public final class Worker implements AutoCloseable {
         long lastTokenNanos;
         /** The send of the last token event this attempt published; its outcome waits for it. */
         java.util.concurrent.Future<RecordMetadata> lastSent;
+        /**
+         * Set when Kafka refused an earlier token event of this attempt. The tokens of a stream go
+         * to one partition, so that failure is known by the time the last one is acknowledged.
+         */
+        volatile boolean sendFailed;
 
         Active(Work work, String key, long fence, String streamId, boolean claimed) {
             this.work = work;
@@ -1210,7 +1215,12 @@ public final class Worker implements AutoCloseable {
                 a.lastSent = producer.send(toTokens(a.work().request, t.generation().id(), TokenEvent.newBuilder()
                         .setRequestId(t.generation().id()).setSeq(t.seq()).setTokenId(t.tokenId()).setText(t.text())
                         .setLogprob(t.logprob()).setTopLogprobs(t.top())
-                        .setFence(a.fence()).setWorkerId(workerId).setProducedAt(clock.instant()).build()));
+                        .setFence(a.fence()).setWorkerId(workerId).setProducedAt(clock.instant()).build()),
+                        (md, err) -> {
+                            if (err != null) {
+                                a.sendFailed = true;
+                            }
+                        });
             }
             for (Generation g : aborted) {
                 byRequest.remove(g.id());
@@ -1272,17 +1282,24 @@ public final class Worker implements AutoCloseable {
     private void complete(Completion c) {
         Active a = c.active();
         if (a.lastSent != null) {
+            String notSent = null;
             try {
                 a.lastSent.get();
-            } catch (java.util.concurrent.ExecutionException notSent) {
+                if (a.sendFailed) {
+                    notSent = "an earlier token was refused";
+                }
+            } catch (java.util.concurrent.ExecutionException refused) {
+                notSent = refused.getCause().toString();
+            } catch (InterruptedException stopping) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            if (notSent != null) {
                 // Its checkpoint holds what Kafka did not take: claim it again once the lease lapses
                 // and replay, which publishes those tokens again, rather than record an outcome.
                 log.error("Tokens of {} did not reach Kafka ({}); it resumes from its checkpoint", c.req().getRequestId(),
-                        notSent.getCause().toString());
+                        notSent);
                 lookAgainAfterTakeover(a.work());
-                return;
-            } catch (InterruptedException stopping) {
-                Thread.currentThread().interrupt();
                 return;
             }
         }
