@@ -1,0 +1,30 @@
+package io.sluice.ingress;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.Map;
+import org.apache.kafka.common.config.ConfigException;
+import org.junit.jupiter.api.Test;
+
+class GatewayConfigTest {
+    static final String JWT = "gateway-config-test-secret-0123456789abcdef";
+
+    @Test
+    void pingsMustComeMoreOftenThanTheIdleTimeoutOrNotAtAll() {
+        GatewayConfig defaults = new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT));
+        assertThat(defaults.getLong(GatewayConfig.PING_INTERVAL_MS))
+                .isLessThan(defaults.getLong(GatewayConfig.IDLE_TIMEOUT_MS))
+                .as("below Jetty's client idle timeout of 30 s").isLessThan(30_000L);
+        assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT,
+                GatewayConfig.PING_INTERVAL_MS, 60_000L, GatewayConfig.IDLE_TIMEOUT_MS, 60_000L)))
+                .isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.PING_INTERVAL_MS)
+                .hasMessageContaining(GatewayConfig.IDLE_TIMEOUT_MS);
+        assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT,
+                GatewayConfig.PING_INTERVAL_MS, -1L))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining(GatewayConfig.PING_INTERVAL_MS);
+        // Off: any idle timeout goes, and Jetty's own (traffic either way) applies.
+        assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT, GatewayConfig.PING_INTERVAL_MS, 0L,
+                GatewayConfig.IDLE_TIMEOUT_MS, 1_000L)).getLong(GatewayConfig.PING_INTERVAL_MS)).isZero();
+    }
+}
