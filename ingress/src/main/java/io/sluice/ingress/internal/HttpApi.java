@@ -50,7 +50,7 @@ public final class HttpApi {
     /**
      * Writes an SSE comment on every open event stream: a stream silent for a while (a request
      * queued, or resuming on another worker) must not be closed by the idle timeout of the
-     * client, of a proxy, or of this server's own connector.
+     * client or of a proxy in between.
      */
     public void keepAlive() {
         for (Outbox o : streams) {
