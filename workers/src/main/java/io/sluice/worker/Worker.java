@@ -996,8 +996,9 @@ public final class Worker implements AutoCloseable {
     private void start(BatchEngine e, Work work) {
         InferenceRequest req = work.request;
         String key = IdempotencyKeys.keyFor(req.getTenant(), req.getRequestId(), req.getIdempotencyKey(), req.getMetadata());
-        if (byRequest.containsKey(req.getRequestId())) {
-            // Redelivered while this worker still decodes it: look again once that ends.
+        if (byRequest.containsKey(req.getRequestId()) || completing.contains(key)) {
+            // Redelivered while this worker still decodes it, or waits to record its outcome: look
+            // again once that ends.
             retryLater(work, 200);
             return;
         }
@@ -1246,6 +1247,11 @@ public final class Worker implements AutoCloseable {
 
     /** Outcomes waiting for their tokens; decode thread only. */
     private final List<Completion> completions = new ArrayList<>();
+    /**
+     * Keys of those outcomes. Their claims are still this worker's: a copy of the request
+     * redelivered meanwhile must wait for the outcome, not claim the key again and decode it twice.
+     */
+    private final Set<String> completing = new HashSet<>();
 
     /**
      * Records and publishes a terminal outcome, once every token event it counts is in Kafka.
@@ -1263,6 +1269,7 @@ public final class Worker implements AutoCloseable {
         Completion c = new Completion(a, req, reason, error, List.copyOf(tokens), text, promptTokens, onPublished);
         if (a.lastSent != null && !a.lastSent.isDone()) {
             completions.add(c);
+            completing.add(a.key());
         } else {
             complete(c);
         }
@@ -1274,6 +1281,7 @@ public final class Worker implements AutoCloseable {
             Completion c = it.next();
             if (c.active().lastSent.isDone()) {
                 it.remove();
+                completing.remove(c.active().key());
                 complete(c);
             }
         }

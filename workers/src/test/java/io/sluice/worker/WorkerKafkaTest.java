@@ -365,4 +365,37 @@ class WorkerKafkaTest {
             }
         }
     }
+
+    @Test
+    void aCopyOfARequestWhoseOutcomeWaitsForKafkaIsAnsweredWithThatOutcomeNotDecodedAgain() throws Exception {
+        try (KafkaFixture kafka = new KafkaFixture("acked-copy")) {
+            List<org.apache.kafka.common.PartitionInfo> partitions = new ArrayList<>();
+            for (String topic : kafka.topics.all()) {
+                partitions.addAll(kafka.producer.partitionsFor(topic));
+            }
+            var held = new org.apache.kafka.clients.producer.MockProducer<String, Object>(new org.apache.kafka.common.Cluster(
+                    "held", List.of(partitions.get(0).leader()), partitions, Set.of(), Set.of()), false, null,
+                    new org.apache.kafka.common.serialization.StringSerializer(), io.sluice.schemas.AvroSerde.passThroughSerializer());
+            try (Worker worker = Worker.builder(new WorkerConfig(kafka.workerProps("w-acked-copy"))).model(model).producer(held)
+                    .start()) {
+                assertThat(worker.awaitAssignment(WAIT)).isTrue();
+                InferenceRequest r = KafkaFixture.request("The river", 12).build();
+                kafka.send(r);
+                await(() -> !tokensSent(held, r.getRequestId()).isEmpty() && worker.activeGenerations() == 0,
+                        "the stream decoded to its end, its tokens handed to the producer");
+                int decoded = tokensSent(held, r.getRequestId()).size();
+                // The same record again (a producer's retry, a replay) while the outcome waits for Kafka.
+                kafka.send(r);
+                Thread.sleep(1_000);
+                assertThat(tokensSent(held, r.getRequestId())).as("tokens after the copy arrived").hasSize(decoded);
+                while (held.completeNext()) {
+                    // acknowledge the stream
+                }
+                await(() -> held.history().stream().filter(pr -> pr.value() instanceof InferenceResult res
+                        && res.getRequestId().equals(r.getRequestId()) && pr.topic().equals(kafka.topics.tokens())).count() == 2,
+                        "the outcome published for the request and again for its copy");
+                assertThat(tokensSent(held, r.getRequestId())).as("decoded once").hasSize(decoded);
+            }
+        }
+    }
 }
