@@ -275,7 +275,9 @@ class GatewayProtocolTest {
                     java.net.URI.create("http://127.0.0.1:" + gw.port() + "/v1/requests/" + id + "/events"))
                     .header("Authorization", "Bearer " + gw.authenticator().mint("u", "acme", List.of("infer"),
                             Duration.ofMinutes(1))).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+            long opened = System.nanoTime() + WAIT.toNanos();
             while (gw.openEventStreams() == 0) {
+                assertThat(System.nanoTime()).as("event stream open within %s", WAIT).isLessThan(opened);
                 Thread.sleep(10);
             }
             long t0 = System.nanoTime();
