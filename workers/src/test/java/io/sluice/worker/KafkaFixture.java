@@ -53,6 +53,21 @@ final class KafkaFixture implements AutoCloseable {
         return p;
     }
 
+    /**
+     * A producer for a worker that acknowledges nothing until the test says so ({@code completeNext},
+     * {@code errorNext}), as records wait in a real producer's buffer: a worker killed meanwhile takes
+     * them along. It knows this fixture's topics and partitions.
+     */
+    org.apache.kafka.clients.producer.MockProducer<String, Object> heldProducer() {
+        List<org.apache.kafka.common.PartitionInfo> partitions = new ArrayList<>();
+        for (String topic : topics.all()) {
+            partitions.addAll(producer.partitionsFor(topic));
+        }
+        return new org.apache.kafka.clients.producer.MockProducer<>(new org.apache.kafka.common.Cluster("held",
+                List.of(partitions.get(0).leader()), partitions, java.util.Set.of(), java.util.Set.of()), false, null,
+                new StringSerializer(), AvroSerde.passThroughSerializer());
+    }
+
     static InferenceRequest.Builder request(String prompt, int maxTokens) {
         return InferenceRequest.newBuilder().setRequestId(UUID.randomUUID().toString()).setTenant("acme")
                 .setPrompt(prompt).setMaxTokens(maxTokens).setTier(Tier.operational).setCreatedAt(Instant.now());

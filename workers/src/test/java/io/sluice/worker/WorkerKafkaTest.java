@@ -315,15 +315,8 @@ class WorkerKafkaTest {
         try (KafkaFixture kafka = new KafkaFixture("acked");
              var store = io.sluice.idempotency.RedisIdempotencyStore.connect(java.net.URI.create(kafka.infra.redisUri()),
                      "sluice:", Duration.ofMinutes(10))) {
-            List<org.apache.kafka.common.PartitionInfo> partitions = new ArrayList<>();
-            for (String topic : kafka.topics.all()) {
-                partitions.addAll(kafka.producer.partitionsFor(topic));
-            }
-            // A real consumer feeds the worker; what it publishes waits here until the test acknowledges it,
-            // as records wait in a producer's buffer: a worker killed meanwhile takes them along.
-            var held = new org.apache.kafka.clients.producer.MockProducer<String, Object>(new org.apache.kafka.common.Cluster(
-                    "held", List.of(partitions.get(0).leader()), partitions, Set.of(), Set.of()), false, null,
-                    new org.apache.kafka.common.serialization.StringSerializer(), io.sluice.schemas.AvroSerde.passThroughSerializer());
+            // A real consumer feeds the worker; what it publishes waits until the test acknowledges it.
+            var held = kafka.heldProducer();
             Map<String, Object> props = kafka.workerProps("w-acked");
             props.put(WorkerConfig.LEASE_MS, 1000L);
             try (Worker worker = Worker.builder(new WorkerConfig(props)).model(model).producer(held).start()) {
@@ -369,13 +362,7 @@ class WorkerKafkaTest {
     @Test
     void aCopyOfARequestWhoseOutcomeWaitsForKafkaIsAnsweredWithThatOutcomeNotDecodedAgain() throws Exception {
         try (KafkaFixture kafka = new KafkaFixture("acked-copy")) {
-            List<org.apache.kafka.common.PartitionInfo> partitions = new ArrayList<>();
-            for (String topic : kafka.topics.all()) {
-                partitions.addAll(kafka.producer.partitionsFor(topic));
-            }
-            var held = new org.apache.kafka.clients.producer.MockProducer<String, Object>(new org.apache.kafka.common.Cluster(
-                    "held", List.of(partitions.get(0).leader()), partitions, Set.of(), Set.of()), false, null,
-                    new org.apache.kafka.common.serialization.StringSerializer(), io.sluice.schemas.AvroSerde.passThroughSerializer());
+            var held = kafka.heldProducer();
             try (Worker worker = Worker.builder(new WorkerConfig(kafka.workerProps("w-acked-copy"))).model(model).producer(held)
                     .start()) {
                 assertThat(worker.awaitAssignment(WAIT)).isTrue();
