@@ -996,7 +996,7 @@ public final class Worker implements AutoCloseable {
     private void start(BatchEngine e, Work work) {
         InferenceRequest req = work.request;
         String key = IdempotencyKeys.keyFor(req.getTenant(), req.getRequestId(), req.getIdempotencyKey(), req.getMetadata());
-        if (byRequest.containsKey(req.getRequestId()) || completing.contains(key)) {
+        if (byRequest.containsKey(req.getRequestId()) || completing(key)) {
             // Redelivered while this worker still decodes it, or waits to record its outcome: look
             // again once that ends.
             retryLater(work, 200);
@@ -1247,11 +1247,20 @@ public final class Worker implements AutoCloseable {
 
     /** Outcomes waiting for their tokens; decode thread only. */
     private final List<Completion> completions = new ArrayList<>();
+
     /**
-     * Keys of those outcomes. Their claims are still this worker's: a copy of the request
-     * redelivered meanwhile must wait for the outcome, not claim the key again and decode it twice.
+     * Whether an outcome of {@code key} waits for its tokens. Its claim is still this worker's: a
+     * copy of the request redelivered meanwhile must wait for the outcome, not claim the key again
+     * and decode it twice.
      */
-    private final Set<String> completing = new HashSet<>();
+    private boolean completing(String key) {
+        for (Completion c : completions) {
+            if (c.active().key().equals(key)) {
+                return true;
+            }
+        }
+        return false;
+    }
 
     /**
      * Records and publishes a terminal outcome, once every token event it counts is in Kafka.
@@ -1269,7 +1278,6 @@ public final class Worker implements AutoCloseable {
         Completion c = new Completion(a, req, reason, error, List.copyOf(tokens), text, promptTokens, onPublished);
         if (a.lastSent != null && !a.lastSent.isDone()) {
             completions.add(c);
-            completing.add(a.key());
         } else {
             complete(c);
         }
@@ -1281,7 +1289,6 @@ public final class Worker implements AutoCloseable {
             Completion c = it.next();
             if (c.active().lastSent.isDone()) {
                 it.remove();
-                completing.remove(c.active().key());
                 complete(c);
             }
         }
