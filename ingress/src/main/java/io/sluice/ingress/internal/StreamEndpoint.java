@@ -111,7 +111,9 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
      */
     @Override
     public void onWebSocketFrame(Frame frame, org.eclipse.jetty.websocket.api.Callback callback) {
-        heard = true;
+        if (!heard) {
+            heard = true; // a volatile write (a fence) only once per keep-alive tick, not on every frame
+        }
         try {
             switch (Frame.Type.from(frame.getOpCode())) {
                 case TEXT, CONTINUATION -> text(frame);
