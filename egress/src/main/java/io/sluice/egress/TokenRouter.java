@@ -8,6 +8,7 @@ import io.sluice.schemas.Topics;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -57,7 +58,13 @@ public final class TokenRouter implements AutoCloseable {
 
     private final KafkaConsumer<String, byte[]> home;
     private final KafkaConsumer<String, byte[]> extra;
-    private final Map<String, List<Subscription>> byRequest = new ConcurrentHashMap<>();
+    /**
+     * The subscriptions of each followed request: the {@link Subscription} itself, or an array
+     * of them when several follow one request. Nearly every request has one follower, the socket
+     * that submitted it, and subscribing it and removing it again are two map operations on the
+     * accept path of every request; a list per request cost an allocation and a copy each time.
+     */
+    private final Map<String, Object> byRequest = new ConcurrentHashMap<>();
     /** Live subscriptions per partition; the extra reader follows those outside home. */
     private final Map<Integer, AtomicInteger> needs = new ConcurrentHashMap<>();
     private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
@@ -151,7 +158,7 @@ public final class TokenRouter implements AutoCloseable {
             return subscribeFromHistory(requestId, replyPartition, afterSeq, listener, System.currentTimeMillis());
         }
         Subscription s = new Subscription(requestId, partition, afterSeq, listener, this);
-        byRequest.computeIfAbsent(requestId, k -> new CopyOnWriteArrayList<>()).add(s);
+        add(s);
         needs.computeIfAbsent(partition, k -> new AtomicInteger()).incrementAndGet();
         return s;
     }
@@ -170,7 +177,7 @@ public final class TokenRouter implements AutoCloseable {
             long sinceMillis) {
         int partition = partitionOf(requestId, replyPartition);
         Subscription s = new Subscription(requestId, partition, afterSeq, listener, this);
-        byRequest.computeIfAbsent(requestId, k -> new CopyOnWriteArrayList<>()).add(s);
+        add(s);
         needs.computeIfAbsent(partition, k -> new AtomicInteger()).incrementAndGet();
         boolean schedule;
         synchronized (pendingReplays) {
@@ -287,13 +294,35 @@ public final class TokenRouter implements AutoCloseable {
         return c;
     }
 
+    private void add(Subscription s) {
+        if (byRequest.putIfAbsent(s.requestId(), s) != null) {
+            byRequest.compute(s.requestId(), (k, v) -> {
+                if (v == null) {
+                    return s;
+                }
+                Subscription[] now = v instanceof Subscription one ? new Subscription[] {one} : (Subscription[]) v;
+                Subscription[] grown = Arrays.copyOf(now, now.length + 1);
+                grown[now.length] = s;
+                return grown;
+            });
+        }
+    }
+
     void remove(Subscription s) {
-        boolean[] removed = {false};
-        byRequest.computeIfPresent(s.requestId(), (k, list) -> {
-            removed[0] = list.remove(s);
-            return list.isEmpty() ? null : list;
-        });
-        if (removed[0]) {
+        boolean removed = byRequest.remove(s.requestId(), s);
+        if (!removed) {
+            boolean[] found = {false};
+            byRequest.computeIfPresent(s.requestId(), (k, v) -> {
+                if (!(v instanceof Subscription[] many)) {
+                    return v;
+                }
+                List<Subscription> rest = new ArrayList<>(Arrays.asList(many));
+                found[0] = rest.remove(s);
+                return rest.isEmpty() ? null : rest.size() == 1 ? rest.get(0) : rest.toArray(new Subscription[0]);
+            });
+            removed = found[0];
+        }
+        if (removed) {
             AtomicInteger n = needs.get(s.partition());
             if (n != null && n.decrementAndGet() == 0) {
                 commands.add(this::reconcileExtra);
@@ -419,7 +448,7 @@ public final class TokenRouter implements AutoCloseable {
     private void deliver(Iterable<ConsumerRecord<String, byte[]>> records) {
         for (ConsumerRecord<String, byte[]> record : records) {
             recordsRead.incrementAndGet();
-            List<Subscription> subs = byRequest.get(record.key());
+            Object subs = byRequest.get(record.key());
             if (subs == null || record.value() == null) {
                 continue;
             }
@@ -431,8 +460,12 @@ public final class TokenRouter implements AutoCloseable {
                         record.offset(), e.getMessage());
                 continue;
             }
-            for (Subscription s : subs) {
-                dispatch(s, event);
+            if (subs instanceof Subscription one) {
+                dispatch(one, event);
+            } else {
+                for (Subscription s : (Subscription[]) subs) {
+                    dispatch(s, event);
+                }
             }
         }
     }
