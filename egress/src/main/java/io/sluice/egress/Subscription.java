@@ -18,7 +18,8 @@ public final class Subscription {
     private final int partition;
     private final StreamListener listener;
     private final TokenRouter router;
-    private final TreeMap<Integer, TokenEvent> held = new TreeMap<>();
+    /** Seqs that arrived before a gap closed; made only when one does, which in order delivery never needs. */
+    private TreeMap<Integer, TokenEvent> held;
     private int nextSeq;
     private long fence;
     private InferenceResult pendingResult;
@@ -63,6 +64,9 @@ public final class Subscription {
         }
         fence = Math.max(fence, token.getFence());
         if (token.getSeq() > nextSeq) {
+            if (held == null) {
+                held = new TreeMap<>();
+            }
             if (held.size() < MAX_HELD) {
                 held.putIfAbsent(token.getSeq(), token);
             }
@@ -70,12 +74,14 @@ public final class Subscription {
         }
         listener.onToken(token);
         nextSeq++;
-        TokenEvent next;
-        while ((next = held.remove(nextSeq)) != null) {
-            listener.onToken(next);
-            nextSeq++;
+        if (held != null) {
+            TokenEvent next;
+            while ((next = held.remove(nextSeq)) != null) {
+                listener.onToken(next);
+                nextSeq++;
+            }
+            held.headMap(nextSeq).clear();
         }
-        held.headMap(nextSeq).clear();
         maybeFinish();
     }
 
