@@ -188,18 +188,33 @@ public final class RequestSubmitter {
      * lookup; it does not fail the request.
      */
     public CompletableFuture<Void> produce(Prepared prepared) {
-        CompletableFuture<Void> acked = new CompletableFuture<>();
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        produce(prepared, err -> {
+            if (err != null) {
+                done.completeExceptionally(err);
+            } else {
+                done.complete(null);
+            }
+        });
+        return done;
+    }
+
+    /**
+     * As {@link #produce(Prepared)}, calling {@code acknowledged} with null or Kafka's error instead
+     * of completing a future: the socket path, where a future and its continuation per request were
+     * two more objects and a hand-off on the producer's network thread.
+     */
+    public void produce(Prepared prepared, java.util.function.Consumer<Throwable> acknowledged) {
+        CompletableFuture<Void> indexed = prepared.indexed();
         producer.send(new ProducerRecord<>(requestsTopic, prepared.requestId(), prepared.request()), (md, err) -> {
             if (err != null) {
                 log.warn("Request {} not accepted by Kafka: {}", prepared.requestId(), err.toString());
-                acked.completeExceptionally(err);
+                acknowledged.accept(err);
+            } else if (indexed.isDone()) {
+                acknowledged.accept(null); // unkeyed, or indexed already: nothing to wait for but Kafka
             } else {
-                acked.complete(null);
+                indexed.whenComplete((ok, indexDown) -> acknowledged.accept(null));
             }
         });
-        if (prepared.indexed().isDone()) {
-            return acked; // unkeyed: nothing to wait for but Kafka
-        }
-        return acked.thenCombine(prepared.indexed().exceptionally(e -> null), (a, b) -> null);
     }
 }

@@ -274,7 +274,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
         PendingStream stream = new PendingStream();
         Subscription sub = router.subscribe(requestId, prepared.replyPartition(), -1, stream);
         streams.put(requestId, sub);
-        submitter.produce(prepared).whenComplete((ok, err) -> {
+        submitter.produce(prepared, err -> {
             if (err != null) {
                 sub.cancel();
                 streams.remove(requestId);
@@ -356,26 +356,34 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
 
     /** Buffers a request's frames until its accepted frame has gone out. */
     private final class PendingStream implements StreamListener {
-        private List<Runnable> early = new ArrayList<>();
+        private boolean released;
+        /** Frames that came before the accepted frame went out; rare, so made only when one does. */
+        private List<Runnable> early;
 
         /** Releases the stream, after {@code acceptedFrame} when there is one. */
         synchronized void accept(String acceptedFrame) {
-            if (early == null) {
+            if (released) {
                 return;
             }
+            released = true;
             if (acceptedFrame != null) {
                 outbox.offer(acceptedFrame);
             }
-            early.forEach(Runnable::run);
-            early = null;
+            if (early != null) {
+                early.forEach(Runnable::run);
+                early = null;
+            }
         }
 
         private synchronized void send(Runnable frame) {
-            if (early != null) {
-                early.add(frame);
-            } else {
+            if (released) {
                 frame.run();
+                return;
             }
+            if (early == null) {
+                early = new ArrayList<>();
+            }
+            early.add(frame);
         }
 
         @Override
