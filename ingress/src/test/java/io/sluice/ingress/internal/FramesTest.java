@@ -21,6 +21,16 @@ class FramesTest {
     }
 
     @Test
+    void eachCharacterJsonMustEscapeIsEscapedAloneAndPlainIdsAreCopiedAsTheyAre() throws Exception {
+        for (String id : java.util.List.of("plain-id_42", "a\"b", "a\\b", "a\u001fb", "\u0000", "a\u007fb", "é 🚀 </x>", "")) {
+            String frame = Frames.accepted(id, "r1", false);
+            assertThat(Frames.JSON.readTree(frame).path("id").asText()).as(frame).isEqualTo(id);
+        }
+        assertThat(Frames.accepted("plain-id_42", "r1", false))
+                .isEqualTo("{\"type\":\"accepted\",\"id\":\"plain-id_42\",\"request_id\":\"r1\",\"duplicate\":false}");
+    }
+
+    @Test
     void acceptedFrameWithoutAClientIdSaysNull() throws Exception {
         JsonNode f = Frames.JSON.readTree(Frames.accepted(null, "r1", false));
         assertThat(f.path("id").isNull()).isTrue();
