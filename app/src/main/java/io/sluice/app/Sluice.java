@@ -483,9 +483,14 @@ public final class Sluice {
                         }
                         long before = endOffsets(kafka.bootstrapServers(), topics.requests());
                         Usage u0 = gateway.usage();
+                        long own0 = ownCpuNanos();
+                        long[] machine0 = machineJiffies();
                         var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
                                 perSocket, generate);
-                        System.out.printf("  measured %29.0f req/s  %s%n", r.perSecond(), gateway.usage().since(u0, r.requests()));
+                        // This JVM is the broker and the load generator: what the rest of the machine spent per request.
+                        System.out.printf("  measured %29.0f req/s  %s; broker and load generator %.1f us/request, of which the "
+                                + "load generator %.1f; machine idle %s%n", r.perSecond(), gateway.usage().since(u0, r.requests()),
+                                (ownCpuNanos() - own0) / 1e3 / r.requests(), r.cpuMicrosPerRequest(), idleSince(machine0));
                         long written = endOffsets(kafka.bootstrapServers(), topics.requests()) - before;
                         // Every accepted frame counted must stand for a request on the topic.
                         if (written != r.requests() - r.errors() || r.errors() > 0) {
@@ -525,7 +530,38 @@ public final class Sluice {
          * Runs ProducerPerformance for {@code warmup + records} records and returns its records/s
          * after the warm-up ones (all of them when there is no warm-up).
          */
+        /** CPU time this JVM (the broker, the load generator) has used. */
+        private static long ownCpuNanos() {
+            return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+                    .getProcessCpuTime();
+        }
+
+        /** Idle and total jiffies of the whole machine from /proc/stat; null where there is none. */
+        private static long[] machineJiffies() {
+            try {
+                String[] f = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/stat")).get(0).trim().split("\\s+");
+                long total = 0;
+                for (int i = 1; i < f.length; i++) {
+                    total += Long.parseLong(f[i]);
+                }
+                return new long[] {Long.parseLong(f[4]) + Long.parseLong(f[5]), total};
+            } catch (Exception notLinux) {
+                return null;
+            }
+        }
+
+        /** The machine's idle share since {@code earlier}: whether a side had the cores to itself or shared them up. */
+        private static String idleSince(long[] earlier) {
+            long[] now = machineJiffies();
+            if (earlier == null || now == null || now[1] == earlier[1]) {
+                return "n/a";
+            }
+            return String.format("%.0f %%", 100.0 * (now[0] - earlier[0]) / (now[1] - earlier[1]));
+        }
+
         private static double perf(EmbeddedKafka kafka, Topics topics, int recordSize, int records, int warmup) throws Exception {
+            long own0 = ownCpuNanos();
+            long[] machine0 = machineJiffies();
             Process perf = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(),
                     "--num-records", String.valueOf(records + warmup), "--warmup-records", String.valueOf(warmup),
                     "--record-size", String.valueOf(recordSize), "--throughput", "-1", "--command-property",
@@ -541,6 +577,8 @@ public final class Sluice {
                 throw new IllegalStateException("no summary from ProducerPerformance:\n" + out);
             }
             lines.forEach(l -> System.out.println("  ProducerPerformance: " + l));
+            System.out.printf("  broker during ProducerPerformance: %.1f us/record (all %d records); machine idle %s%n",
+                    (ownCpuNanos() - own0) / 1e3 / (records + warmup), records + warmup, idleSince(machine0));
             // With a warm-up, the last summary line is the steady-state one.
             return Double.parseDouble(lines.get(lines.size() - 1).replaceAll(".*records sent, ([0-9.]+) records/sec.*", "$1"));
         }

@@ -30,9 +30,14 @@ import java.util.List;
 public final class AcceptBench {
 
     /** Result of a run. */
-    public record Result(int requests, int errors, double seconds) {
+    public record Result(int requests, int errors, double seconds, long cpuNanos) {
         public double perSecond() {
             return requests / seconds;
+        }
+
+        /** CPU time of the load generator's thread per request, in microseconds. */
+        public double cpuMicrosPerRequest() {
+            return cpuNanos / 1e3 / requests;
         }
     }
 
@@ -79,6 +84,7 @@ public final class AcceptBench {
             int answered = 0;
             int errors = 0;
             long t0 = System.nanoTime();
+            long cpu0 = java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();
             long deadline = t0 + 300_000_000_000L;
             while (answered < expected) {
                 if (System.nanoTime() > deadline) {
@@ -114,7 +120,8 @@ public final class AcceptBench {
                 selector.selectedKeys().clear();
             }
             double seconds = (System.nanoTime() - t0) / 1e9;
-            return new Result(expected, errors, seconds);
+            long cpu = java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime() - cpu0;
+            return new Result(expected, errors, seconds, cpu);
         } finally {
             for (Conn c : open) {
                 c.channel.close();
