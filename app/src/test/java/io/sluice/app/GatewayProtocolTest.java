@@ -157,6 +157,24 @@ class GatewayProtocolTest {
     }
 
     @Test
+    void aCloseFromTheClientIsAnsweredAndReleasesTheSocket() throws Exception {
+        int before = gateway.openSockets();
+        try (WsClient c = WsClient.connect(gateway.url(), token("acme", List.of("infer")))) {
+            c.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            assertThat(c.next(WAIT, "accepted").path("type").asText()).isEqualTo("accepted");
+            c.closeWith(1000, "done here");
+            // The gateway answers the close frame with the client's code: the handshake completes
+            // instead of ending in an abnormal close (1006) when the connection times out.
+            assertThat(c.awaitClose(WAIT)).isEqualTo("1000 done here");
+        }
+        long deadline = System.currentTimeMillis() + WAIT.toMillis();
+        while (gateway.openSockets() > before && System.currentTimeMillis() < deadline) {
+            Thread.sleep(20);
+        }
+        assertThat(gateway.openSockets()).as("sockets once the closed one is gone").isEqualTo(before);
+    }
+
+    @Test
     void aMessageOverTheSizeLimitOrNotUtf8ClosesTheSocketWithItsCode() throws Exception {
         long before = requestsOnKafka(topics);
         String big = "{\"type\":\"generate\",\"prompt\":\"" + "x".repeat(70_000) + "\"}";

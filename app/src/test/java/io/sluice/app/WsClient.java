@@ -135,6 +135,11 @@ public final class WsClient implements AutoCloseable {
         return session.isOpen();
     }
 
+    /** Starts the closing handshake from the client's side; {@link #awaitClose} then has the server's answer. */
+    void closeWith(int statusCode, String reason) {
+        session.close(statusCode, reason, Callback.NOOP);
+    }
+
     @Override
     public void close() throws Exception {
         if (session != null) {

@@ -36,7 +36,10 @@ import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.util.Callback;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
-import org.eclipse.jetty.websocket.server.WebSocketUpgradeHandler;
+import org.eclipse.jetty.websocket.core.FrameHandler;
+import org.eclipse.jetty.websocket.core.server.WebSocketNegotiator;
+import org.eclipse.jetty.websocket.core.server.WebSocketServerComponents;
+import org.eclipse.jetty.websocket.core.server.WebSocketUpgradeHandler;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -141,47 +144,47 @@ public final class Gateway implements AutoCloseable {
         server.addConnector(connector);
 
         int maxMessageBytes = config.getInt(GatewayConfig.MAX_FRAME_BYTES);
-        WebSocketUpgradeHandler ws = WebSocketUpgradeHandler.from(server, container -> {
-            container.setIdleTimeout(Duration.ofMillis(config.getLong(GatewayConfig.IDLE_TIMEOUT_MS)));
-            container.addMapping(PATH, (req, resp, cb) -> {
-                if (draining) {
-                    Response.writeError(req, resp, cb, 503, "gateway shutting down");
-                    return null;
-                }
-                String origin = req.getHeaders().get(HttpHeader.ORIGIN);
-                if (origin != null && !origins.contains(origin)) {
-                    Response.writeError(req, resp, cb, 403, "origin not allowed: " + origin);
-                    return null;
-                }
-                List<String> offered = req.getSubProtocols();
-                if (!offered.isEmpty() && !offered.contains(SUBPROTOCOL)) {
-                    Response.writeError(req, resp, cb, 400, "unsupported subprotocol; use " + SUBPROTOCOL);
-                    return null;
-                }
-                Authenticator.Principal principal;
-                try {
-                    principal = authenticator.authenticate(HttpApi.bearer(req));
-                } catch (Authenticator.Unauthorized e) {
-                    HttpApi.challenge(resp);
-                    Response.writeError(req, resp, cb, 401, e.getMessage());
-                    return null;
-                }
-                if (!limits.connect(principal.tenant())) {
-                    Response.writeError(req, resp, cb, 429, "tenant has too many open sockets (gateway.max.connections.per.tenant)");
-                    return null;
-                }
-                if (!offered.isEmpty()) {
-                    resp.setAcceptedSubProtocol(SUBPROTOCOL);
-                }
-                StreamEndpoint endpoint = new StreamEndpoint(principal, submitter, producer, topics, router, outboundBytes,
-                        cancelOnDisconnect, maxInFlight, clock, closed -> {
-                            limits.disconnect(principal.tenant());
-                            endpoints.remove(closed);
-                        }, server.getThreadPool(), maxMessageBytes);
-                endpoints.add(endpoint);
-                return endpoint;
-            });
-        });
+        // Jetty's core WebSocket layer: the socket's endpoint is a core frame handler (see StreamEndpoint).
+        WebSocketUpgradeHandler ws = new WebSocketUpgradeHandler(WebSocketServerComponents.ensureWebSocketComponents(server));
+        Duration idleTimeout = Duration.ofMillis(config.getLong(GatewayConfig.IDLE_TIMEOUT_MS));
+        ws.addMapping(PATH, WebSocketNegotiator.from((req, resp, cb) -> {
+            if (draining) {
+                Response.writeError(req, resp, cb, 503, "gateway shutting down");
+                return null;
+            }
+            String origin = req.getHeaders().get(HttpHeader.ORIGIN);
+            if (origin != null && !origins.contains(origin)) {
+                Response.writeError(req, resp, cb, 403, "origin not allowed: " + origin);
+                return null;
+            }
+            List<String> offered = req.getSubProtocols();
+            if (!offered.isEmpty() && !offered.contains(SUBPROTOCOL)) {
+                Response.writeError(req, resp, cb, 400, "unsupported subprotocol; use " + SUBPROTOCOL);
+                return null;
+            }
+            Authenticator.Principal principal;
+            try {
+                principal = authenticator.authenticate(HttpApi.bearer(req));
+            } catch (Authenticator.Unauthorized e) {
+                HttpApi.challenge(resp);
+                Response.writeError(req, resp, cb, 401, e.getMessage());
+                return null;
+            }
+            if (!limits.connect(principal.tenant())) {
+                Response.writeError(req, resp, cb, 429, "tenant has too many open sockets (gateway.max.connections.per.tenant)");
+                return null;
+            }
+            if (!offered.isEmpty()) {
+                resp.setAcceptedSubProtocol(SUBPROTOCOL);
+            }
+            StreamEndpoint endpoint = new StreamEndpoint(principal, submitter, producer, topics, router, outboundBytes,
+                    cancelOnDisconnect, maxInFlight, clock, closed -> {
+                        limits.disconnect(principal.tenant());
+                        endpoints.remove(closed);
+                    }, server.getThreadPool(), maxMessageBytes);
+            endpoints.add(endpoint);
+            return endpoint;
+        }, (endpoint, req, resp) -> (FrameHandler) endpoint, configuration -> configuration.setIdleTimeout(idleTimeout)));
         ws.setHandler(new Handler.Abstract() {
             @Override
             public boolean handle(Request request, Response response, Callback callback) {

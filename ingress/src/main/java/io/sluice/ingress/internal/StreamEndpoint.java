@@ -21,13 +21,26 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerRecord;
-import org.eclipse.jetty.websocket.api.Frame;
-import org.eclipse.jetty.websocket.api.Session;
+import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.websocket.core.CloseStatus;
+import org.eclipse.jetty.websocket.core.CoreSession;
+import org.eclipse.jetty.websocket.core.Frame;
+import org.eclipse.jetty.websocket.core.FrameHandler;
+import org.eclipse.jetty.websocket.core.OpCode;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** One client socket: parses its messages, submits requests and streams their events back. */
-public final class StreamEndpoint implements Session.Listener.AutoDemanding {
+/**
+ * One client socket: parses its messages, submits requests and streams their events back.
+ *
+ * <p>A Jetty core frame handler rather than a Jetty API endpoint: the API calls an endpoint
+ * through method handles bound to each instance, which the JVM customizes and compiles anew for
+ * every socket once it has taken some frames, and wraps every frame in futures of its own. Here
+ * each frame is one interface call. The duties the API took on are kept here: frames are asked
+ * for one at a time ({@link CoreSession#demand()} after each), pings are answered, and a close
+ * frame is acknowledged so the session answers it and then calls {@link #onClosed}.
+ */
+public final class StreamEndpoint implements FrameHandler {
     private static final Logger log = LoggerFactory.getLogger(StreamEndpoint.class);
 
     private static final java.util.Set<String> CANCEL_FIELDS = java.util.Set.of("type", "id", "request_id");
@@ -40,7 +53,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private final boolean cancelOnDisconnect;
     private final int maxInFlight;
     /** Set when the socket opens; read by the keep-alive and drain threads too. */
-    private volatile Session session;
+    private volatile CoreSession session;
     /** Closed by a draining gateway: its streams are left running for the client to attach to elsewhere. */
     private volatile boolean leaving;
     private final java.util.function.Consumer<StreamEndpoint> onClose;
@@ -82,9 +95,11 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     }
 
     @Override
-    public void onWebSocketOpen(Session session) {
+    public void onOpen(CoreSession session, Callback callback) {
         this.session = session;
         this.outbox = new Outbox(new WebSocketSink(session), outboundBytes, writer);
+        callback.succeeded();
+        session.demand();
     }
 
     /** Requests this socket still follows. */
@@ -95,45 +110,51 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     /** Closes the socket telling the client to re-attach elsewhere (the gateway is going away). */
     public void goAway() {
         leaving = true;
-        Session s = session;
-        if (s != null && s.isOpen()) {
-            s.close(org.eclipse.jetty.websocket.api.StatusCode.SHUTDOWN,
-                    "gateway shutting down; attach on another gateway to resume", org.eclipse.jetty.websocket.api.Callback.NOOP);
+        CoreSession s = session;
+        if (s != null && s.isOutputOpen()) {
+            s.close(CloseStatus.SHUTDOWN, "gateway shutting down; attach on another gateway to resume", Callback.NOOP);
         }
     }
 
     /**
-     * Frames, not messages: a text message is read from the bytes Jetty parsed, without the
-     * string builder of the message size Jetty's text sink allocates for every message, and
-     * without a string of the whole message. Jetty's sink duties are therefore kept here:
-     * fragments are joined up to {@code gateway.max.frame.bytes} (more closes the socket with
-     * 1009), the text must be valid UTF-8 (else 1007), and pings are answered.
+     * Frames, not messages: a text message is read from the bytes Jetty parsed, without a
+     * builder or a string of the whole message. Fragments are joined up to
+     * {@code gateway.max.frame.bytes} (more closes the socket with 1009), the text must be valid
+     * UTF-8 (else 1007), and pings are answered. The next frame is asked for once this one is
+     * handled; a close frame is only acknowledged, the session answers it.
      */
     @Override
-    public void onWebSocketFrame(Frame frame, org.eclipse.jetty.websocket.api.Callback callback) {
+    public void onFrame(Frame frame, Callback callback) {
         if (!heard) {
             heard = true; // a volatile write (a fence) only once per keep-alive tick, not on every frame
         }
+        byte opCode = frame.getOpCode();
+        if (opCode == OpCode.CLOSE) {
+            callback.succeeded();
+            return;
+        }
         try {
-            switch (Frame.Type.from(frame.getOpCode())) {
-                case TEXT, CONTINUATION -> text(frame);
-                case BINARY -> outbox.offer(Frames.error(null, null, ProtocolError.invalid("message",
+            switch (opCode) {
+                case OpCode.TEXT, OpCode.CONTINUATION -> text(frame);
+                case OpCode.BINARY -> outbox.offer(Frames.error(null, null, ProtocolError.invalid("message",
                         "binary messages are not part of " + io.sluice.ingress.Gateway.SUBPROTOCOL + "; send JSON text")));
-                case PING -> {
+                case OpCode.PING -> {
                     ByteBuffer payload = ByteBuffer.allocate(frame.getPayloadLength());
                     if (frame.hasPayload()) {
                         payload.put(frame.getPayload().slice()).flip();
                     }
-                    session.sendPong(payload, org.eclipse.jetty.websocket.api.Callback.NOOP);
+                    session.sendFrame(new Frame(OpCode.PONG, payload), Callback.NOOP, false);
                 }
                 default -> {
-                    // PONG needs nothing; CLOSE is answered by the session.
+                    // PONG needs nothing.
                 }
             }
-            callback.succeed();
         } catch (RuntimeException e) {
-            callback.fail(e);
+            callback.failed(e);
+            return;
         }
+        callback.succeeded();
+        session.demand();
     }
 
     /**
@@ -143,20 +164,20 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
      * since writes count as traffic for it; the client's pongs are what show it is there.
      */
     public void keepAlive(long nowNanos, long idleNanos) {
-        Session s = session;
-        if (s == null || !s.isOpen()) {
+        CoreSession s = session;
+        if (s == null || !s.isOutputOpen()) {
             return;
         }
         if (heard) {
             heard = false;
             lastHeardNanos = nowNanos;
         } else if (nowNanos - lastHeardNanos > idleNanos) {
-            s.close(org.eclipse.jetty.websocket.api.StatusCode.SHUTDOWN, "nothing from the client, not even a pong, for "
+            s.close(CloseStatus.SHUTDOWN, "nothing from the client, not even a pong, for "
                     + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(idleNanos) + " ms (gateway.idle.timeout.ms)",
-                    org.eclipse.jetty.websocket.api.Callback.NOOP);
+                    Callback.NOOP);
             return;
         }
-        s.sendPing(ByteBuffer.allocate(0), org.eclipse.jetty.websocket.api.Callback.NOOP);
+        s.sendFrame(new Frame(OpCode.PING), Callback.NOOP, false);
     }
 
     private void text(Frame frame) {
@@ -200,17 +221,15 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     private void tooLarge(long bytes) {
         fragments = null;
         refusing = true;
-        session.close(org.eclipse.jetty.websocket.api.StatusCode.MESSAGE_TOO_LARGE, "message of " + bytes
-                + " bytes or more is over gateway.max.frame.bytes (" + maxMessageBytes + ")",
-                org.eclipse.jetty.websocket.api.Callback.NOOP);
+        session.close(CloseStatus.MESSAGE_TOO_LARGE, "message of " + bytes + " bytes or more is over gateway.max.frame.bytes ("
+                + maxMessageBytes + ")", Callback.NOOP);
     }
 
     /** One text message, as UTF-8. */
     private void message(byte[] utf8, int offset, int length) {
         if (!Utf8.isValid(utf8, offset, length)) {
             refusing = true;
-            session.close(org.eclipse.jetty.websocket.api.StatusCode.BAD_PAYLOAD, "text message is not valid UTF-8",
-                    org.eclipse.jetty.websocket.api.Callback.NOOP);
+            session.close(CloseStatus.BAD_PAYLOAD, "text message is not valid UTF-8", Callback.NOOP);
             return;
         }
         // The common case, a well-formed generate, is read without a tree; all else takes the tree path.
@@ -400,7 +419,7 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
     }
 
     @Override
-    public void onWebSocketClose(int statusCode, String reason) {
+    public void onClosed(CloseStatus status, Callback callback) {
         if (cancelOnDisconnect && !leaving) {
             streams.keySet().forEach(id -> sendCancel(id, "disconnect"));
         }
@@ -410,10 +429,12 @@ public final class StreamEndpoint implements Session.Listener.AutoDemanding {
             outbox.close();
         }
         onClose.accept(this);
+        callback.succeeded();
     }
 
     @Override
-    public void onWebSocketError(Throwable cause) {
+    public void onError(Throwable cause, Callback callback) {
         log.debug("Socket error", cause);
+        callback.succeeded();
     }
 }

@@ -1,39 +1,33 @@
 package io.sluice.ingress.internal;
 
 import java.util.function.Consumer;
-import org.eclipse.jetty.websocket.api.Callback;
-import org.eclipse.jetty.websocket.api.Session;
-import org.eclipse.jetty.websocket.api.StatusCode;
-import org.eclipse.jetty.websocket.common.WebSocketSession;
+import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.websocket.core.CloseStatus;
+import org.eclipse.jetty.websocket.core.CoreSession;
 import org.eclipse.jetty.websocket.core.Frame;
 import org.eclipse.jetty.websocket.core.OpCode;
 
 /** Frames as WebSocket text messages. */
 public final class WebSocketSink implements FrameSink {
-    private final Session session;
+    private final CoreSession session;
 
-    public WebSocketSink(Session session) {
+    public WebSocketSink(CoreSession session) {
         this.session = session;
     }
 
     @Override
     public void send(String frame, Runnable written, Consumer<Throwable> failed) {
-        session.sendText(frame, Callback.from(written, failed));
+        send(frame, false, written, failed);
     }
 
     /**
-     * A frame with more to follow goes through Jetty's core session in batch mode: it is copied
-     * into the connection's aggregate buffer and written with the frames after it, when the last
-     * of the run (sent without batching) flushes. The Jetty API session offers no batching itself.
+     * A frame with more to follow is sent in batch mode: it is copied into the connection's
+     * aggregate buffer and written with the frames after it, when the last of the run (sent
+     * without batching) flushes.
      */
     @Override
     public void send(String frame, boolean more, Runnable written, Consumer<Throwable> failed) {
-        if (more && session instanceof WebSocketSession s) {
-            s.getCoreSession().sendFrame(new Frame(OpCode.TEXT, frame), org.eclipse.jetty.util.Callback.from(written, failed),
-                    true);
-        } else {
-            send(frame, written, failed);
-        }
+        session.sendFrame(new Frame(OpCode.TEXT, frame), Callback.from(written, failed), more);
     }
 
     /**
@@ -47,6 +41,6 @@ public final class WebSocketSink implements FrameSink {
 
     @Override
     public void closeTooSlow(String reason) {
-        session.close(StatusCode.POLICY_VIOLATION, reason, Callback.NOOP);
+        session.close(CloseStatus.POLICY_VIOLATION, reason, Callback.NOOP);
     }
 }
