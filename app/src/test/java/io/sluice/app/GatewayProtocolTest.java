@@ -150,8 +150,14 @@ class GatewayProtocolTest {
             JsonNode binary = c.next(WAIT, "error for a binary message");
             assertThat(binary.path("code").asText()).isEqualTo("invalid_request");
             assertThat(binary.path("message").asText()).startsWith("message");
+            // A binary message in fragments is one message too: one error, its continuations are not read as text.
+            c.sendFragmentedBinary("{\"type\":".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                    "\"ping\"}".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            JsonNode fragmented = c.next(WAIT, "error for a fragmented binary message");
+            assertThat(fragmented.path("code").asText()).isEqualTo("invalid_request");
+            assertThat(fragmented.path("message").asText()).startsWith("message: binary");
             c.send("{\"type\":\"ping\"}");
-            assertThat(c.next(WAIT, "pong").path("type").asText()).isEqualTo("pong");
+            assertThat(c.next(WAIT, "pong, the frame right after the error").path("type").asText()).isEqualTo("pong");
         }
         assertThat(requestsOnKafka(topics)).as("records on the requests topic").isEqualTo(before + 2);
     }

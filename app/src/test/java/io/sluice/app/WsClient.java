@@ -103,6 +103,13 @@ public final class WsClient implements AutoCloseable {
         session.sendBinary(java.nio.ByteBuffer.wrap(bytes), Callback.NOOP);
     }
 
+    /** One binary message sent as several frames. */
+    void sendFragmentedBinary(byte[]... parts) {
+        for (int i = 0; i < parts.length; i++) {
+            session.sendPartialBinary(java.nio.ByteBuffer.wrap(parts[i]), i == parts.length - 1, Callback.NOOP);
+        }
+    }
+
     /** Sends a WebSocket ping and returns the payload of the pong that answers it. */
     String ping(String payload, Duration timeout) throws InterruptedException {
         session.sendPing(java.nio.ByteBuffer.wrap(payload.getBytes(java.nio.charset.StandardCharsets.UTF_8)), Callback.NOOP);

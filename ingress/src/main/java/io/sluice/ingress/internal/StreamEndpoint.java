@@ -68,6 +68,8 @@ public final class StreamEndpoint implements FrameHandler {
     private final int maxMessageBytes;
     /** The fragments of a text message so far; null between messages (almost all arrive whole). */
     private java.io.ByteArrayOutputStream fragments;
+    /** The continuation frames of a binary message (refused at its first frame) are being passed over. */
+    private boolean skippingBinary;
     /** A message was refused (too large, not UTF-8) and the socket is closing: no more are read. */
     private boolean refusing;
     private Outbox outbox;
@@ -135,9 +137,20 @@ public final class StreamEndpoint implements FrameHandler {
         }
         try {
             switch (opCode) {
-                case OpCode.TEXT, OpCode.CONTINUATION -> text(frame);
-                case OpCode.BINARY -> outbox.offer(Frames.error(null, null, ProtocolError.invalid("message",
-                        "binary messages are not part of " + io.sluice.ingress.Gateway.SUBPROTOCOL + "; send JSON text")));
+                case OpCode.TEXT -> text(frame);
+                case OpCode.CONTINUATION -> {
+                    if (skippingBinary) {
+                        skippingBinary = !frame.isFin();
+                    } else {
+                        text(frame);
+                    }
+                }
+                case OpCode.BINARY -> {
+                    // One error per binary message, however many frames it comes in.
+                    skippingBinary = !frame.isFin();
+                    outbox.offer(Frames.error(null, null, ProtocolError.invalid("message",
+                            "binary messages are not part of " + io.sluice.ingress.Gateway.SUBPROTOCOL + "; send JSON text")));
+                }
                 case OpCode.PING -> {
                     ByteBuffer payload = ByteBuffer.allocate(frame.getPayloadLength());
                     if (frame.hasPayload()) {
