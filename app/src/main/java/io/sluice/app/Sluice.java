@@ -690,20 +690,27 @@ public final class Sluice {
             System.out.printf("sluice bench sockets --sockets %d --processes %d%n", sockets, processes);
             try (BenchStack stack = new BenchStack("sluice-bench-sockets")) {
                 String token = stack.token;
-                double raw;
-                int rawHeld;
-                try (var jetty = new io.sluice.ingress.bench.RawJettyServer(Duration.ofMinutes(10))) {
-                    long[] r = hold(jetty.port(), token, () -> -1);
-                    rawHeld = (int) r[0];
-                    raw = r[1] / (double) Math.max(1, r[0]);
+                // Raw Jetty twice: an endpoint on Jetty's API, as a Jetty user writes one, and a frame
+                // handler on its core layer, which the gateway's own sockets use.
+                double[] raw = new double[2];
+                int[] rawHeld = new int[2];
+                var layers = io.sluice.ingress.bench.RawJettyServer.Layer.values();
+                for (int i = 0; i < layers.length; i++) {
+                    try (var jetty = new io.sluice.ingress.bench.RawJettyServer(Duration.ofMinutes(10), layers[i])) {
+                        long[] r = hold(jetty.port(), token, () -> -1);
+                        rawHeld[i] = (int) r[0];
+                        raw[i] = r[1] / (double) Math.max(1, r[0]);
+                    }
                 }
                 try (Gateway gateway = Gateway.start(stack.gatewayConfig())) {
                     long[] r = hold(gateway.port(), token, gateway::openSockets);
                     double perSocket = r[1] / (double) Math.max(1, r[0]);
-                    System.out.printf("%-12s %10s %16s%n", "server", "held", "heap per socket");
-                    System.out.printf("%-12s %10d %14.0f B%n", "raw Jetty", rawHeld, raw);
-                    System.out.printf("%-12s %10d %14.0f B%n", "gateway", r[0], perSocket);
-                    System.out.printf("gateway / raw Jetty heap per socket: %.2fx%n", perSocket / raw);
+                    System.out.printf("%-16s %10s %16s%n", "server", "held", "heap per socket");
+                    System.out.printf("%-16s %10d %14.0f B%n", "raw Jetty (API)", rawHeld[0], raw[0]);
+                    System.out.printf("%-16s %10d %14.0f B%n", "raw Jetty (core)", rawHeld[1], raw[1]);
+                    System.out.printf("%-16s %10d %14.0f B%n", "gateway", r[0], perSocket);
+                    System.out.printf("gateway / raw Jetty heap per socket: %.2fx (API), %.2fx (core)%n", perSocket / raw[0],
+                            perSocket / raw[1]);
                 }
             }
             return 0;
@@ -782,17 +789,23 @@ public final class Sluice {
                 EmbeddedKafka kafka = stack.kafka;
                 Topics topics = stack.topics;
                 String token = stack.token;
-                String[] raw;
-                try (var jetty = new io.sluice.ingress.bench.RawJettyServer(Duration.ofMinutes(10))) {
-                    List<Process> clients = clients(jetty.port(), token, "-");
-                    for (int r = 0; r < rounds; r++) {
-                        jetty.pushToAll("{\"type\":\"token\",\"request_id\":\"raw\",\"seq\":" + r + ",\"text\":\"" + micros()
-                                + "\",\"token_id\":1}");
-                        Thread.sleep(intervalMs);
+                // Raw Jetty on its API layer (as a Jetty user writes an endpoint) and on its core layer
+                // (which the gateway's sockets use).
+                var layers = io.sluice.ingress.bench.RawJettyServer.Layer.values();
+                String[][] raws = new String[layers.length][];
+                for (int l = 0; l < layers.length; l++) {
+                    try (var jetty = new io.sluice.ingress.bench.RawJettyServer(Duration.ofMinutes(10), layers[l])) {
+                        List<Process> clients = clients(jetty.port(), token, "-");
+                        for (int r = 0; r < rounds; r++) {
+                            jetty.pushToAll("{\"type\":\"token\",\"request_id\":\"raw\",\"seq\":" + r + ",\"text\":\""
+                                    + micros() + "\",\"token_id\":1}");
+                            Thread.sleep(intervalMs);
+                        }
+                        jetty.pushToAll("{\"type\":\"pushdone\"}");
+                        raws[l] = collect(clients);
                     }
-                    jetty.pushToAll("{\"type\":\"pushdone\"}");
-                    raw = collect(clients);
                 }
+                String[] raw = raws[0];
 
                 String[] gw;
                 try (Gateway gateway = Gateway.start(stack.gatewayConfig());
@@ -841,10 +854,12 @@ public final class Sluice {
                     producer.flush();
                     gw = collect(clients);
                 }
-                System.out.printf("%-10s %10s %14s %12s %12s%n", "server", "tokens", "tokens/s", "p50 ms", "p99 ms");
-                print("raw Jetty", raw);
+                System.out.printf("%-16s %10s %14s %12s %12s%n", "server", "tokens", "tokens/s", "p50 ms", "p99 ms");
+                print("raw Jetty (API)", raw);
+                print("raw Jetty (core)", raws[1]);
                 print("gateway", gw);
-                System.out.printf("gateway / raw Jetty tokens/s: %.2fx%n", rate(gw) / rate(raw));
+                System.out.printf("gateway / raw Jetty tokens/s: %.2fx (API), %.2fx (core)%n", rate(gw) / rate(raw),
+                        rate(gw) / rate(raws[1]));
             }
             return 0;
         }
@@ -906,7 +921,7 @@ public final class Sluice {
         }
 
         static void print(String name, String[] r) {
-            System.out.printf("%-10s %10s %14.0f %12.1f %12.1f%n", name, r[0], rate(r), Long.parseLong(r[2]) / 1000.0,
+            System.out.printf("%-16s %10s %14.0f %12.1f %12.1f%n", name, r[0], rate(r), Long.parseLong(r[2]) / 1000.0,
                     Long.parseLong(r[3]) / 1000.0);
         }
     }
