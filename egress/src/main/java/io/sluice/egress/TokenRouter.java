@@ -157,9 +157,7 @@ public final class TokenRouter implements AutoCloseable {
             // Not read live here yet: bridge the moments until it is from the partition's history.
             return subscribeFromHistory(requestId, replyPartition, afterSeq, listener, System.currentTimeMillis());
         }
-        Subscription s = new Subscription(requestId, partition, afterSeq, listener, this);
-        add(s);
-        needs.computeIfAbsent(partition, k -> new AtomicInteger()).incrementAndGet();
+        Subscription s = add(new Subscription(requestId, partition, afterSeq, listener, this));
         return s;
     }
 
@@ -176,9 +174,7 @@ public final class TokenRouter implements AutoCloseable {
     public Subscription subscribeFromHistory(String requestId, int replyPartition, int afterSeq, StreamListener listener,
             long sinceMillis) {
         int partition = partitionOf(requestId, replyPartition);
-        Subscription s = new Subscription(requestId, partition, afterSeq, listener, this);
-        add(s);
-        needs.computeIfAbsent(partition, k -> new AtomicInteger()).incrementAndGet();
+        Subscription s = add(new Subscription(requestId, partition, afterSeq, listener, this));
         boolean schedule;
         synchronized (pendingReplays) {
             List<PendingReplay> pending = pendingReplays.computeIfAbsent(partition, k -> new ArrayList<>());
@@ -294,7 +290,8 @@ public final class TokenRouter implements AutoCloseable {
         return c;
     }
 
-    private void add(Subscription s) {
+    /** Registers {@code s} with its request and its partition, as {@link #remove} undoes. */
+    private Subscription add(Subscription s) {
         if (byRequest.putIfAbsent(s.requestId(), s) != null) {
             byRequest.compute(s.requestId(), (k, v) -> {
                 if (v == null) {
@@ -306,6 +303,8 @@ public final class TokenRouter implements AutoCloseable {
                 return grown;
             });
         }
+        needs.computeIfAbsent(s.partition(), k -> new AtomicInteger()).incrementAndGet();
+        return s;
     }
 
     void remove(Subscription s) {
