@@ -526,10 +526,6 @@ public final class Sluice {
             }
         }
 
-        /**
-         * Runs ProducerPerformance for {@code warmup + records} records and returns its records/s
-         * after the warm-up ones (all of them when there is no warm-up).
-         */
         /** CPU time this JVM (the broker, the load generator) has used. */
         private static long ownCpuNanos() {
             return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean())
@@ -559,6 +555,10 @@ public final class Sluice {
             return String.format("%.0f %%", 100.0 * (now[0] - earlier[0]) / (now[1] - earlier[1]));
         }
 
+        /**
+         * Runs ProducerPerformance for {@code warmup + records} records and returns its records/s
+         * after the warm-up ones (all of them when there is no warm-up).
+         */
         private static double perf(EmbeddedKafka kafka, Topics topics, int recordSize, int records, int warmup) throws Exception {
             long own0 = ownCpuNanos();
             long[] machine0 = machineJiffies();
@@ -692,9 +692,9 @@ public final class Sluice {
                 String token = stack.token;
                 // Raw Jetty twice: an endpoint on Jetty's API, as a Jetty user writes one, and a frame
                 // handler on its core layer, which the gateway's own sockets use.
-                double[] raw = new double[2];
-                int[] rawHeld = new int[2];
                 var layers = io.sluice.ingress.bench.RawJettyServer.Layer.values();
+                double[] raw = new double[layers.length];
+                int[] rawHeld = new int[layers.length];
                 for (int i = 0; i < layers.length; i++) {
                     try (var jetty = new io.sluice.ingress.bench.RawJettyServer(Duration.ofMinutes(10), layers[i])) {
                         long[] r = hold(jetty.port(), token, () -> -1);
@@ -805,7 +805,6 @@ public final class Sluice {
                         raws[l] = collect(clients);
                     }
                 }
-                String[] raw = raws[0];
 
                 String[] gw;
                 try (Gateway gateway = Gateway.start(stack.gatewayConfig());
@@ -855,10 +854,10 @@ public final class Sluice {
                     gw = collect(clients);
                 }
                 System.out.printf("%-16s %10s %14s %12s %12s%n", "server", "tokens", "tokens/s", "p50 ms", "p99 ms");
-                print("raw Jetty (API)", raw);
+                print("raw Jetty (API)", raws[0]);
                 print("raw Jetty (core)", raws[1]);
                 print("gateway", gw);
-                System.out.printf("gateway / raw Jetty tokens/s: %.2fx (API), %.2fx (core)%n", rate(gw) / rate(raw),
+                System.out.printf("gateway / raw Jetty tokens/s: %.2fx (API), %.2fx (core)%n", rate(gw) / rate(raws[0]),
                         rate(gw) / rate(raws[1]));
             }
             return 0;
