@@ -257,6 +257,42 @@ class GatewayProtocolTest {
     }
 
     @Test
+    void aFinishedRequestNoLongerCountsAgainstTheSocketsInFlightLimit() throws Exception {
+        Topics t = topics("inflight");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.MAX_INFLIGHT_PER_SOCKET, 1);
+        try (Gateway limited = Gateway.start(new GatewayConfig(g));
+             WsClient a = WsClient.connect(limited.url(), limited.authenticator().mint("u", "acme", List.of("infer"),
+                     Duration.ofMinutes(1)));
+             var producer = new org.apache.kafka.clients.producer.KafkaProducer<String, org.apache.avro.specific.SpecificRecord>(
+                     Map.of("bootstrap.servers", SharedInfra.get().bootstrapServers(), "acks", "all"),
+                     new org.apache.kafka.common.serialization.StringSerializer(), io.sluice.schemas.AvroSerde.serializer())) {
+            a.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            String first = a.next(WAIT, "accepted").path("request_id").asText();
+            a.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            assertThat(a.next(WAIT, "in-flight limit").path("code").asText()).isEqualTo("rate_limited");
+
+            // No worker runs: the request's outcome is written as a worker writes it, to every tokens
+            // partition so the one its events go to has it.
+            int partitions = TopicProvisioner.Layout.singleNode().partitions();
+            for (int p = 0; p < partitions; p++) {
+                producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(t.tokens(), p, first,
+                        io.sluice.schemas.InferenceResult.newBuilder().setRequestId(first)
+                                .setFinishReason(io.sluice.schemas.FinishReason.length).setCompletionTokens(0).setFence(1)
+                                .setCompletedAt(java.time.Instant.now()).build())).get();
+            }
+            JsonNode done = a.next(WAIT, "done");
+            assertThat(done.path("type").asText()).isEqualTo("done");
+            assertThat(done.path("request_id").asText()).isEqualTo(first);
+
+            a.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            JsonNode next = a.next(WAIT, "accepted after the first finished");
+            assertThat(next.path("type").asText()).as("%s", next).isEqualTo("accepted");
+            assertThat(next.path("request_id").asText()).isNotEqualTo(first);
+        }
+    }
+
+    @Test
     void originsAndConnectionsPerTenantAreCheckedAtTheHandshake() throws Exception {
         Topics t = topics("handshake");
         Map<String, Object> g = config(t);

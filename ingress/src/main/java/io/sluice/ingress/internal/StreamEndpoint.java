@@ -17,8 +17,6 @@ import java.nio.ByteBuffer;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.eclipse.jetty.util.Callback;
@@ -60,7 +58,19 @@ public final class StreamEndpoint implements FrameHandler {
     private final TokenRouter router;
     private final long outboundBytes;
     private final Clock clock;
-    private final Map<String, Subscription> streams = new ConcurrentHashMap<>();
+    /**
+     * The requests this socket follows, as a list threaded through their {@link PendingStream}s
+     * under {@link #followedLock}, newest first. Every request is added and removed once, from
+     * different threads (the socket's reader, the router or Kafka's acknowledgement); a list
+     * does both in place, where a concurrent map hashed, allocated a node and grew its table for
+     * every socket anew. Finding one by id (cancel, attach) walks it; {@code
+     * gateway.max.inflight.per.socket} bounds that walk.
+     */
+    private PendingStream followedHead;
+    private int followedCount;
+    /** The socket closed: what would be added now is let go at once instead. */
+    private boolean followingEnded;
+    private final Object followedLock = new Object();
     private static final ByteBuffer EMPTY = ByteBuffer.allocate(0);
     /** Messages up to this size are copied out of a direct buffer into the thread's scratch array. */
     private static final int SCRATCH_BYTES = 8192;
@@ -106,7 +116,87 @@ public final class StreamEndpoint implements FrameHandler {
 
     /** Requests this socket still follows. */
     public int followed() {
-        return streams.size();
+        synchronized (followedLock) {
+            return followedCount;
+        }
+    }
+
+    /**
+     * Adds {@code s} to the requests followed, unless its request already ended. A socket that
+     * closed meanwhile (from another thread) has cancelled what it followed; {@code s}'s
+     * subscription is cancelled too, so the router keeps nothing for a socket that is gone.
+     */
+    private void link(PendingStream s) {
+        boolean late;
+        synchronized (followedLock) {
+            late = followingEnded;
+            if (!late && !s.ended) {
+                s.next = followedHead;
+                if (followedHead != null) {
+                    followedHead.prev = s;
+                }
+                followedHead = s;
+                s.linked = true;
+                followedCount++;
+            }
+        }
+        if (late) {
+            s.subscription.cancel();
+        }
+    }
+
+    /** Removes {@code s} from the requests followed, and marks it ended so it is not added later. */
+    private void unlink(PendingStream s) {
+        synchronized (followedLock) {
+            s.ended = true;
+            if (!s.linked) {
+                return;
+            }
+            if (s.prev != null) {
+                s.prev.next = s.next;
+            } else {
+                followedHead = s.next;
+            }
+            if (s.next != null) {
+                s.next.prev = s.prev;
+            }
+            s.prev = null;
+            s.next = null;
+            s.linked = false;
+            followedCount--;
+        }
+    }
+
+    /** The stream of {@code requestId} this socket follows, or null. */
+    private PendingStream followed(String requestId) {
+        synchronized (followedLock) {
+            for (PendingStream s = followedHead; s != null; s = s.next) {
+                if (s.requestId.equals(requestId)) {
+                    return s;
+                }
+            }
+            return null;
+        }
+    }
+
+    /** Takes every followed stream off the list, for the socket's close. */
+    private List<PendingStream> unlinkAll() {
+        synchronized (followedLock) {
+            List<PendingStream> all = new ArrayList<>(followedCount);
+            for (PendingStream s = followedHead; s != null; s = s.next) {
+                all.add(s);
+            }
+            for (PendingStream s : all) {
+                s.prev = null;
+                s.next = null;
+                s.linked = false;
+                s.ended = true;
+            }
+            followedHead = null;
+            followedCount = 0;
+            followingEnded = true;
+            return all;
+        }
     }
 
     /** Closes the socket telling the client to re-attach elsewhere (the gateway is going away). */
@@ -289,7 +379,7 @@ public final class StreamEndpoint implements FrameHandler {
 
     /** Submits the request {@code msg} describes, or {@code parsed} when it was read already. */
     private void generate(JsonNode msg, InferenceRequest parsed, String clientId) throws ProtocolError {
-        if (streams.size() >= maxInFlight) {
+        if (followed() >= maxInFlight) {
             throw new ProtocolError(ProtocolError.Code.rate_limited, "in_flight: this socket already follows " + maxInFlight
                     + " unfinished requests (gateway.max.inflight.per.socket)", true);
         }
@@ -303,13 +393,13 @@ public final class StreamEndpoint implements FrameHandler {
         }
         // Subscribe before producing so no event of this request can pass unseen; hold events until
         // the client has its accepted frame.
-        PendingStream stream = new PendingStream();
-        Subscription sub = router.subscribe(requestId, prepared.replyPartition(), -1, stream);
-        streams.put(requestId, sub);
+        PendingStream stream = new PendingStream(requestId);
+        stream.subscription = router.subscribe(requestId, prepared.replyPartition(), -1, stream);
+        link(stream);
         submitter.produce(prepared, err -> {
             if (err != null) {
-                sub.cancel();
-                streams.remove(requestId);
+                stream.subscription.cancel();
+                unlink(stream);
                 outbox.offer(Frames.error(clientId, requestId, new ProtocolError(ProtocolError.Code.overloaded,
                         "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true)));
             } else {
@@ -321,19 +411,21 @@ public final class StreamEndpoint implements FrameHandler {
     /** Streams a request that already exists, from its history on, after {@code firstFrame} (if any). */
     private void follow(String requestId, int replyPartition, int afterSeq, long sinceMillis, String firstFrame)
             throws ProtocolError {
-        PendingStream stream = new PendingStream();
+        PendingStream stream = new PendingStream(requestId);
         if (firstFrame == null) {
             stream.accept(null);
         }
-        Subscription sub;
         try {
-            sub = router.subscribeFromHistory(requestId, replyPartition, afterSeq, stream, sinceMillis);
+            stream.subscription = router.subscribeFromHistory(requestId, replyPartition, afterSeq, stream, sinceMillis);
         } catch (java.util.concurrent.RejectedExecutionException busy) {
             throw new ProtocolError(ProtocolError.Code.overloaded, "attach: too many replays under way, retry shortly", true);
         }
-        Subscription previous = streams.put(requestId, sub);
+        // Attaching again to a request this socket follows replaces the earlier stream.
+        PendingStream previous = followed(requestId);
+        link(stream);
         if (previous != null) {
-            previous.cancel();
+            unlink(previous);
+            previous.subscription.cancel();
         }
         if (firstFrame != null) {
             stream.accept(firstFrame);
@@ -370,7 +462,7 @@ public final class StreamEndpoint implements FrameHandler {
         }
         GenerateParser.onlyFields(msg, CANCEL_FIELDS);
         // Only requests this socket follows: another tenant's request looks exactly like a missing one.
-        if (!streams.containsKey(id.asText())) {
+        if (followed(id.asText()) == null) {
             throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request on this socket", false);
         }
         sendCancel(id.asText(), "client");
@@ -386,11 +478,26 @@ public final class StreamEndpoint implements FrameHandler {
         });
     }
 
-    /** Buffers a request's frames until its accepted frame has gone out. */
+    /**
+     * One request this socket follows: buffers its frames until its accepted frame has gone out,
+     * and is a node of the socket's list of followed requests.
+     */
     private final class PendingStream implements StreamListener {
+        final String requestId;
+        /** Set right after subscribing, before the stream is linked. */
+        Subscription subscription;
+        /** Guarded by {@link #followedLock}: the list's links, whether this is on it, whether its request ended. */
+        PendingStream prev;
+        PendingStream next;
+        boolean linked;
+        boolean ended;
         private boolean released;
         /** Frames that came before the accepted frame went out; rare, so made only when one does. */
         private List<Runnable> early;
+
+        PendingStream(String requestId) {
+            this.requestId = requestId;
+        }
 
         /** Releases the stream, after {@code acceptedFrame} when there is one. */
         synchronized void accept(String acceptedFrame) {
@@ -425,7 +532,7 @@ public final class StreamEndpoint implements FrameHandler {
 
         @Override
         public void onResult(InferenceResult result) {
-            streams.remove(result.getRequestId());
+            unlink(this);
             String frame = Frames.terminal(result);
             send(() -> outbox.offer(frame));
         }
@@ -433,11 +540,13 @@ public final class StreamEndpoint implements FrameHandler {
 
     @Override
     public void onClosed(CloseStatus status, Callback callback) {
-        if (cancelOnDisconnect && !leaving) {
-            streams.keySet().forEach(id -> sendCancel(id, "disconnect"));
+        List<PendingStream> all = unlinkAll();
+        for (PendingStream s : all) {
+            if (cancelOnDisconnect && !leaving) {
+                sendCancel(s.requestId, "disconnect");
+            }
+            s.subscription.cancel();
         }
-        streams.values().forEach(Subscription::cancel);
-        streams.clear();
         if (outbox != null) {
             outbox.close();
         }
