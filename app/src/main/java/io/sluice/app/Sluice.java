@@ -36,6 +36,7 @@ public final class Sluice {
         // Avro refuses to build classes it was not told to trust; ours are the only ones it builds.
         System.setProperty("org.apache.avro.SERIALIZABLE_PACKAGES", "io.sluice.schemas");
         int code = new CommandLine(new Sluice())
+                .setCaseInsensitiveEnumValuesAllowed(true)
                 .setExecutionExceptionHandler((ex, cmd, parsed) -> {
                     if (ex instanceof ConfigException || ex instanceof IllegalArgumentException) {
                         cmd.getErr().println("sluice: " + ex.getMessage());
@@ -429,6 +430,11 @@ public final class Sluice {
         @Option(names = "--gateway-jvm-options", defaultValue = "", description = "More options for the gateway's JVM, "
                 + "space-separated, to measure a deployment's own flags.")
         String gatewayJvmOptions;
+        @Option(names = "--gc", defaultValue = "parallel", description = "Collector of both the gateway's and "
+                + "ProducerPerformance's JVMs: parallel (how docker-compose.yml runs gateways) or g1 (the JVM's default). "
+                + "Both sides get the same one, so the collector is not what the ratio compares (with --in-process the "
+                + "gateway has this JVM's).")
+        Collector gc;
         @Option(names = "--warmup-round", defaultValue = "500000", description = "The warm-up is sent in rounds of this "
                 + "many requests; each round's rate, the gateway's CPU per request and its JIT time are printed, so a "
                 + "run shows the measured requests met a gateway at steady state.")
@@ -437,8 +443,8 @@ public final class Sluice {
         @Override
         public Integer call() throws Exception {
             System.out.printf("sluice bench accept --requests %d --warmup %d --warmup-round %d --jit-quiet %.2f --trials %d "
-                    + "--connections %d --requests-per-socket %d%n", requests, warmup, warmupRound, jitQuiet, trials, connections,
-                    perSocket);
+                    + "--connections %d --requests-per-socket %d --gc %s%n", requests, warmup, warmupRound, jitQuiet, trials,
+                    connections, perSocket, gc.name().toLowerCase(java.util.Locale.ROOT));
             try (BenchStack stack = new BenchStack("sluice-bench-accept")) {
                 EmbeddedKafka kafka = stack.kafka;
                 Topics topics = stack.topics;
@@ -454,7 +460,7 @@ public final class Sluice {
 
                 // The broker is part of both measurements: warm it up first, so that neither side pays
                 // for compiling the broker's produce path (its own JIT keeps gaining for millions of records).
-                perf(kafka, topics, recordSize, BROKER_WARMUP, 0);
+                perf(kafka, topics, recordSize, BROKER_WARMUP, 0, gc);
 
                 String token = stack.token;
                 Map<String, Object> settings = new HashMap<>(stack.gatewayConfig().originals());
@@ -467,7 +473,7 @@ public final class Sluice {
                     double accepted;
                     int warmed = 0;
                     try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
-                            : GatewayUnderTest.process(settings, gatewayHeap, gatewayJvmOptions)) {
+                            : GatewayUnderTest.process(settings, gatewayHeap, gc.flag + " " + gatewayJvmOptions)) {
                         for (int round = 1; warmed < warmup; round++) {
                             int n = Math.min(warmupRound, warmup - warmed);
                             Usage u0 = gateway.usage();
@@ -502,7 +508,7 @@ public final class Sluice {
                     // Kafka's own producer benchmark, same broker, acks, idempotence, linger and record
                     // size, and as many warm-up records as the gateway got requests: its steady-state
                     // figure is compared.
-                    double baseline = perf(kafka, topics, recordSize, requests, warmed);
+                    double baseline = perf(kafka, topics, recordSize, requests, warmed, gc);
                     ratios.add(accepted / baseline);
                     System.out.printf("%-6d %28.0f %28.0f %6.2fx%n", trial, baseline, accepted, accepted / baseline);
                 }
@@ -513,6 +519,22 @@ public final class Sluice {
                         sorted.get(sorted.size() / 2), sorted.get(0), sorted.get(sorted.size() - 1));
             }
             return 0;
+        }
+
+        /**
+         * The collectors a benchmark's JVMs may run. A gateway's heap is almost all short-lived
+         * per-request garbage around a small live set of sockets and streams; the parallel collector
+         * copies that live set with no write barriers or concurrent refinement in the threads that
+         * serve the sockets, which on two cores leaves them more CPU than G1 does.
+         */
+        enum Collector {
+            PARALLEL("-XX:+UseParallelGC"), G1("-XX:+UseG1GC");
+
+            final String flag;
+
+            Collector(String flag) {
+                this.flag = flag;
+            }
         }
 
         /** Records ProducerPerformance writes, unmeasured, before the first trial. */
@@ -559,14 +581,16 @@ public final class Sluice {
          * Runs ProducerPerformance for {@code warmup + records} records and returns its records/s
          * after the warm-up ones (all of them when there is no warm-up).
          */
-        private static double perf(EmbeddedKafka kafka, Topics topics, int recordSize, int records, int warmup) throws Exception {
+        private static double perf(EmbeddedKafka kafka, Topics topics, int recordSize, int records, int warmup, Collector gc)
+                throws Exception {
             long own0 = ownCpuNanos();
             long[] machine0 = machineJiffies();
-            Process perf = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(),
+            ProcessBuilder pb = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(),
                     "--num-records", String.valueOf(records + warmup), "--warmup-records", String.valueOf(warmup),
                     "--record-size", String.valueOf(recordSize), "--throughput", "-1", "--command-property",
-                    "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5", "batch.size=65536")
-                    .redirectErrorStream(true).start();
+                    "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5", "batch.size=65536");
+            pb.command().add(1, gc.flag);
+            Process perf = pb.redirectErrorStream(true).start();
             String out = new String(perf.getInputStream().readAllBytes());
             if (perf.waitFor() != 0) {
                 throw new IllegalStateException("ProducerPerformance failed:\n" + out);
