@@ -396,6 +396,10 @@ public final class StreamEndpoint implements FrameHandler {
         PendingStream stream = new PendingStream(requestId);
         stream.subscription = router.subscribe(requestId, prepared.replyPartition(), -1, stream);
         link(stream);
+        // Written here, where the ids were just read and made, rather than on the producer's
+        // network thread, which acknowledges every socket's requests and would fetch each id back
+        // from memory to write it.
+        String accepted = Frames.accepted(clientId, requestId, false);
         submitter.produce(prepared, err -> {
             if (err != null) {
                 stream.subscription.cancel();
@@ -403,7 +407,7 @@ public final class StreamEndpoint implements FrameHandler {
                 outbox.offer(Frames.error(clientId, requestId, new ProtocolError(ProtocolError.Code.overloaded,
                         "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true)));
             } else {
-                stream.accept(Frames.accepted(clientId, requestId, false));
+                stream.accept(accepted);
             }
         });
     }
