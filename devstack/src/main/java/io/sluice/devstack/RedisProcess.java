@@ -26,6 +26,8 @@ public final class RedisProcess implements AutoCloseable {
     private final Process process;
     private final Path dataDir;
     private final Thread hook;
+    /** redis-server itself, found once it listens; ended by {@link #close()} even if its watchdog is gone. */
+    private volatile ProcessHandle server;
 
     private RedisProcess(int port, Process process, Path dataDir) {
         this.port = port;
@@ -53,19 +55,26 @@ public final class RedisProcess implements AutoCloseable {
                 "--protected-mode", "yes"));
         redisArgs.addAll(extraArgs);
         // A small shell watchdog owns redis-server and ends it when this JVM is gone, even after a
-        // kill -9 that runs no shutdown hook: no stray server is ever left behind.
+        // kill -9 that runs no shutdown hook: no stray server is ever left behind. It ignores the
+        // signals a whole process group gets that do not mean "stop Redis" (a closed terminal's
+        // HUP, which ends the JVM so the loop below sees it go; a thread dump's QUIT): with the
+        // shell's default action for them it would die and leave redis-server, which ignores
+        // both, running without an owner.
         StringBuilder quoted = new StringBuilder();
         for (String arg : redisArgs) {
             quoted.append('\'').append(arg.replace("'", "'\\''")).append("' ");
         }
         long parent = ProcessHandle.current().pid();
-        String script = quoted + "& r=$!; trap 'kill $r 2>/dev/null; exit 0' TERM INT; "
+        String script = "trap '' HUP QUIT; " + quoted + "& r=$!; trap 'kill $r 2>/dev/null; exit 0' TERM INT; "
                 + "while kill -0 " + parent + " 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; "
                 + "kill $r 2>/dev/null; wait $r";
         Process process = new ProcessBuilder("sh", "-c", script).redirectErrorStream(true)
                 .redirectOutput(dataDir.resolve("redis.log").toFile()).start();
         RedisProcess redis = new RedisProcess(p, process, dataDir);
         redis.awaitListening(TimeUnit.SECONDS.toMillis(20));
+        redis.server = process.descendants()
+                .filter(h -> h.info().command().map(c -> c.endsWith("redis-server") || c.contains("redis-server-")).orElse(false))
+                .findFirst().orElse(null);
         log.info("Redis ({}) ready on 127.0.0.1:{}", executable, p);
         return redis;
     }
@@ -112,7 +121,8 @@ public final class RedisProcess implements AutoCloseable {
 
     /** Pid of redis-server itself (not of its watchdog), or -1 once it is gone. */
     public long pid() {
-        return process.descendants().findFirst().map(ProcessHandle::pid).orElse(-1L);
+        ProcessHandle s = server;
+        return s != null && s.isAlive() ? s.pid() : -1L;
     }
 
     public boolean isAlive() {
@@ -123,6 +133,10 @@ public final class RedisProcess implements AutoCloseable {
     public void close() {
         process.descendants().forEach(ProcessHandle::destroy);
         process.destroy();
+        ProcessHandle s = server;
+        if (s != null) {
+            s.destroy();
+        }
         try {
             if (!process.waitFor(5, TimeUnit.SECONDS)) {
                 process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
