@@ -26,7 +26,10 @@ public final class RedisProcess implements AutoCloseable {
     private final Process process;
     private final Path dataDir;
     private final Thread hook;
-    /** redis-server itself, found once it listens; ended by {@link #close()} even if its watchdog is gone. */
+    /**
+     * redis-server itself, by the pid its watchdog wrote; ended by {@link #close()} and the
+     * shutdown hook even if the watchdog is gone.
+     */
     private volatile ProcessHandle server;
 
     private RedisProcess(int port, Process process, Path dataDir) {
@@ -36,6 +39,10 @@ public final class RedisProcess implements AutoCloseable {
         this.hook = new Thread(() -> {
             process.descendants().forEach(ProcessHandle::destroyForcibly);
             process.destroyForcibly();
+            ProcessHandle s = server;
+            if (s != null) {
+                s.destroyForcibly();
+            }
         }, "redis-reaper");
         Runtime.getRuntime().addShutdownHook(hook);
     }
@@ -62,21 +69,47 @@ public final class RedisProcess implements AutoCloseable {
         // both, running without an owner.
         StringBuilder quoted = new StringBuilder();
         for (String arg : redisArgs) {
-            quoted.append('\'').append(arg.replace("'", "'\\''")).append("' ");
+            quoted.append(shellQuoted(arg)).append(' ');
         }
         long parent = ProcessHandle.current().pid();
-        String script = "trap '' HUP QUIT; " + quoted + "& r=$!; trap 'kill $r 2>/dev/null; exit 0' TERM INT; "
+        // The watchdog writes redis-server's pid itself: telling it from the watchdog's other
+        // children by name fails where redis-server is a link to another binary (Debian's is).
+        Path pidFile = dataDir.resolve("redis-server.pid");
+        Files.deleteIfExists(pidFile);
+        String script = "trap '' HUP QUIT; " + quoted + "& r=$!; echo $r > " + shellQuoted(pidFile.toAbsolutePath().toString())
+                + "; trap 'kill $r 2>/dev/null; exit 0' TERM INT; "
                 + "while kill -0 " + parent + " 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; "
                 + "kill $r 2>/dev/null; wait $r";
         Process process = new ProcessBuilder("sh", "-c", script).redirectErrorStream(true)
                 .redirectOutput(dataDir.resolve("redis.log").toFile()).start();
         RedisProcess redis = new RedisProcess(p, process, dataDir);
         redis.awaitListening(TimeUnit.SECONDS.toMillis(20));
-        redis.server = process.descendants()
-                .filter(h -> h.info().command().map(c -> c.endsWith("redis-server") || c.contains("redis-server-")).orElse(false))
-                .findFirst().orElse(null);
+        redis.server = redis.awaitServer(pidFile);
         log.info("Redis ({}) ready on 127.0.0.1:{}", executable, p);
         return redis;
+    }
+
+    /** {@code s} as one word for {@code sh}, whatever it holds. */
+    private static String shellQuoted(String s) {
+        return "'" + s.replace("'", "'\\''") + "'";
+    }
+
+    /** redis-server's handle, from the pid the watchdog writes as soon as it has started it. */
+    private ProcessHandle awaitServer(Path pidFile) throws IOException, InterruptedException {
+        long deadline = System.currentTimeMillis() + 2000;
+        String pid = "";
+        while (pid.isEmpty() && System.currentTimeMillis() < deadline) {
+            pid = Files.exists(pidFile) ? Files.readString(pidFile).trim() : "";
+            if (pid.isEmpty()) {
+                Thread.sleep(10);
+            }
+        }
+        if (pid.isEmpty()) {
+            process.destroyForcibly();
+            throw new IOException("the Redis watchdog wrote no pid to " + pidFile);
+        }
+        return ProcessHandle.of(Long.parseLong(pid)).orElseThrow(() -> new IOException(
+                "redis-server exited right after it listened; see " + dataDir.resolve("redis.log")));
     }
 
     /** The redis-server to run: the PATH first, then the bundled binary. */

@@ -22,6 +22,8 @@ class RedisProcessTest {
         try (RedisProcess redis = RedisProcess.start(dir, 0)) {
             server = redis.pid();
             assertThat(server).as("redis-server's pid").isPositive();
+            assertThat(ProcessHandle.of(server).flatMap(h -> h.info().command()).orElse(""))
+                    .as("the process pid() names, not one of its watchdog's sleeps").contains("redis");
             long watchdog = ProcessHandle.of(server).flatMap(ProcessHandle::parent).map(ProcessHandle::pid).orElseThrow();
 
             // A closed terminal sends HUP to its process group; `kill -3` or jcmd's attach, QUIT.
