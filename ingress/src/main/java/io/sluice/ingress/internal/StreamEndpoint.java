@@ -183,14 +183,13 @@ public final class StreamEndpoint implements FrameHandler {
     private List<PendingStream> unlinkAll() {
         synchronized (followedLock) {
             List<PendingStream> all = new ArrayList<>(followedCount);
-            for (PendingStream s = followedHead; s != null; s = s.next) {
-                all.add(s);
-            }
-            for (PendingStream s : all) {
+            for (PendingStream s = followedHead, next; s != null; s = next) {
+                next = s.next;
                 s.prev = null;
                 s.next = null;
                 s.linked = false;
                 s.ended = true;
+                all.add(s);
             }
             followedHead = null;
             followedCount = 0;
