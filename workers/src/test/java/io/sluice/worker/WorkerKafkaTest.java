@@ -298,9 +298,10 @@ class WorkerKafkaTest {
     }
 
     /**
-     * Waits until the request has decoded to its end and every token went to the producer; returns
-     * how many. The engine lets a finished generation go before its last step's tokens are
-     * checkpointed and sent, so an empty engine alone can still leave the last token to come.
+     * Waits until the request has decoded to its end and the count of its tokens sent to the
+     * producer has held for 300 ms; returns that count. The engine lets a finished generation go
+     * before its last step's tokens are checkpointed and sent, so an empty engine alone can still
+     * leave the last token to come; a token event carries no mark of being the last.
      */
     static int awaitDecoded(Worker worker, org.apache.kafka.clients.producer.MockProducer<String, Object> producer,
             String requestId) throws Exception {
