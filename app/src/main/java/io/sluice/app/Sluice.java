@@ -376,9 +376,15 @@ public final class Sluice {
 
         /** A JVM running {@code mainClass} on this process's class path. */
         static ProcessBuilder java(String heap, String mainClass, String... args) {
+            return java(heap, List.of(), mainClass, args);
+        }
+
+        /** As {@link #java(String, String, String...)}, with more options for the JVM. */
+        static ProcessBuilder java(String heap, List<String> jvmOptions, String mainClass, String... args) {
             List<String> cmd = new java.util.ArrayList<>(List.of(
-                    java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx" + heap,
-                    "-cp", System.getProperty("java.class.path"), mainClass));
+                    java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx" + heap));
+            cmd.addAll(jvmOptions);
+            cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), mainClass));
             cmd.addAll(List.of(args));
             return new ProcessBuilder(cmd);
         }
@@ -473,7 +479,7 @@ public final class Sluice {
                     double accepted;
                     int warmed = 0;
                     try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
-                            : GatewayUnderTest.process(settings, gatewayHeap, gc.flag + " " + gatewayJvmOptions)) {
+                            : GatewayUnderTest.process(settings, gatewayHeap, gatewayJvmOptions())) {
                         for (int round = 1; warmed < warmup; round++) {
                             int n = Math.min(warmupRound, warmup - warmed);
                             Usage u0 = gateway.usage();
@@ -537,6 +543,15 @@ public final class Sluice {
             }
         }
 
+        /** The gateway JVM's options: the collector, then those of --gateway-jvm-options. */
+        private List<String> gatewayJvmOptions() {
+            List<String> options = new java.util.ArrayList<>(List.of(gc.flag));
+            if (!gatewayJvmOptions.isBlank()) {
+                options.addAll(List.of(gatewayJvmOptions.trim().split("\\s+")));
+            }
+            return options;
+        }
+
         /** Records ProducerPerformance writes, unmeasured, before the first trial. */
         static final int BROKER_WARMUP = 3_000_000;
 
@@ -585,12 +600,11 @@ public final class Sluice {
                 throws Exception {
             long own0 = ownCpuNanos();
             long[] machine0 = machineJiffies();
-            ProcessBuilder pb = BenchStack.java("512m", "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(),
+            Process perf = BenchStack.java("512m", List.of(gc.flag), "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.requests(),
                     "--num-records", String.valueOf(records + warmup), "--warmup-records", String.valueOf(warmup),
                     "--record-size", String.valueOf(recordSize), "--throughput", "-1", "--command-property",
-                    "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5", "batch.size=65536");
-            pb.command().add(1, gc.flag);
-            Process perf = pb.redirectErrorStream(true).start();
+                    "bootstrap.servers=" + kafka.bootstrapServers(), "acks=all", "enable.idempotence=true", "linger.ms=5", "batch.size=65536")
+                    .redirectErrorStream(true).start();
             String out = new String(perf.getInputStream().readAllBytes());
             if (perf.waitFor() != 0) {
                 throw new IllegalStateException("ProducerPerformance failed:\n" + out);
@@ -655,12 +669,9 @@ public final class Sluice {
         }
 
         /** Runs {@code sluice gateway} with {@code settings} passed as the SLUICE_* variables it reads. */
-        static GatewayUnderTest process(Map<String, Object> settings, String heap, String jvmOptions) throws Exception {
+        static GatewayUnderTest process(Map<String, Object> settings, String heap, List<String> jvmOptions) throws Exception {
             int port = io.sluice.app.matrix.MatrixBench.freePort();
-            ProcessBuilder pb = BenchStack.java(heap, "io.sluice.app.Sluice", "gateway");
-            if (!jvmOptions.isBlank()) {
-                pb.command().addAll(1, List.of(jvmOptions.trim().split("\\s+")));
-            }
+            ProcessBuilder pb = BenchStack.java(heap, jvmOptions, "io.sluice.app.Sluice", "gateway");
             settings.forEach((k, v) -> pb.environment().put(Settings.envName(k), String.valueOf(v)));
             pb.environment().put(Settings.envName(GatewayConfig.PORT), String.valueOf(port));
             java.nio.file.Path log = java.nio.file.Files.createTempFile("sluice-bench-gateway", ".log");
