@@ -534,7 +534,7 @@ public final class Sluice {
          * copies that live set with no write barriers or concurrent refinement in the threads that
          * serve the sockets, which on two cores leaves them more CPU than G1 does. It gets half the
          * heap for its young generation, as docker-compose.yml gives it: every young collection copies
-         * the same live set (the streams followed), so collecting half as often costs half as much.
+         * the same live set (the streams followed), so their cost falls with how often they run.
          */
         enum Collector {
             PARALLEL("-XX:+UseParallelGC", "-XX:NewRatio=1"), G1("-XX:+UseG1GC");
