@@ -19,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.text.ParseException;
+import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -32,6 +33,14 @@ import java.util.Set;
  * clock skew, {@code aud}, {@code iss} when one is configured, and the {@code sub} and
  * {@code tenant} claims. Scopes come from the space-separated {@code scope} claim, as OAuth 2
  * writes them. Unsigned tokens ({@code alg: none}) are never accepted.
+ *
+ * <p>A token that verified is remembered, up to {@code cacheSize} of them, least recently used
+ * first out: the sockets of one client, and every client reconnecting after a gateway went away,
+ * present the same token again and again, and checking an RS256 or ES256 signature costs far more
+ * than the rest of a handshake. Only the exact token string is remembered, so a token differing
+ * in any byte (its signature included) is verified anew; a remembered one still has its
+ * {@code exp} and {@code nbf} checked, with the same skew, against the time of each use. The keys
+ * are fixed for the authenticator's life, so what verified once verifies again.
  */
 public final class Authenticator {
     /** Who is on the other end of a socket. */
@@ -51,6 +60,9 @@ public final class Authenticator {
     }
 
     private final DefaultJWTProcessor<SecurityContext> processor = new DefaultJWTProcessor<>();
+    private final Clock clock;
+    private final long skewMillis;
+    private final Verified cache;
     private final byte[] secret;
     private final String audience;
     private final String issuer;
@@ -61,6 +73,25 @@ public final class Authenticator {
      * @param issuer required {@code iss}, or null to accept any
      */
     public Authenticator(String hs256Secret, List<JWK> publicKeys, String audience, String issuer, Duration clockSkew) {
+        this(hs256Secret, publicKeys, audience, issuer, clockSkew, DEFAULT_CACHE_SIZE, Clock.systemUTC());
+    }
+
+    /** Tokens remembered after they verified, unless configured otherwise. */
+    public static final int DEFAULT_CACHE_SIZE = 10_000;
+
+    /**
+     * @param cacheSize verified tokens remembered; 0 verifies every token in full
+     * @param clock the time {@code exp} and {@code nbf} are checked against
+     */
+    public Authenticator(String hs256Secret, List<JWK> publicKeys, String audience, String issuer, Duration clockSkew,
+            int cacheSize, Clock clock) {
+        if (cacheSize < 0) {
+            throw new IllegalArgumentException("cache size must not be negative: " + cacheSize);
+        }
+        this.clock = clock;
+        // Whole seconds, as the claims verifier below takes it.
+        this.skewMillis = clockSkew.toSeconds() * 1000;
+        this.cache = new Verified(cacheSize);
         this.secret = hs256Secret == null ? null : hs256Secret.getBytes(StandardCharsets.UTF_8);
         this.audience = audience;
         this.issuer = issuer == null || issuer.isBlank() ? null : issuer;
@@ -87,7 +118,12 @@ public final class Authenticator {
                 Set.of(JWSAlgorithm.HS256, JWSAlgorithm.RS256, JWSAlgorithm.ES256), source));
         JWTClaimsSet exact = this.issuer == null ? null : new JWTClaimsSet.Builder().issuer(this.issuer).build();
         DefaultJWTClaimsVerifier<SecurityContext> verifier = new DefaultJWTClaimsVerifier<>(Set.of(audience), exact,
-                Set.of("sub", "exp", "tenant"), null);
+                Set.of("sub", "exp", "tenant"), null) {
+            @Override
+            protected Date currentTime() {
+                return Date.from(clock.instant());
+            }
+        };
         verifier.setMaxClockSkew((int) clockSkew.toSeconds());
         processor.setJWTClaimsSetVerifier(verifier);
     }
@@ -134,14 +170,84 @@ public final class Authenticator {
         if (token == null || token.isBlank()) {
             throw new Unauthorized("missing bearer token");
         }
+        long now = clock.millis();
+        Verified.Entry known = cache.get(token);
+        if (known != null && known.validAt(now, skewMillis)) {
+            return known.principal();
+        }
+        // Unknown, or remembered but outside its validity now: the full check says why.
         try {
             JWTClaimsSet claims = processor.process(token, null);
             String scope = claims.getStringClaim("scope");
             Set<String> scopes = scope == null || scope.isBlank() ? Set.of() : Set.of(scope.trim().split("\\s+"));
-            return new Principal(claims.getSubject(), claims.getStringClaim("tenant"), scopes);
+            Principal principal = new Principal(claims.getSubject(), claims.getStringClaim("tenant"), scopes);
+            Date nbf = claims.getNotBeforeTime();
+            cache.put(token, new Verified.Entry(principal, claims.getExpirationTime().getTime(),
+                    nbf == null ? Long.MIN_VALUE : nbf.getTime()));
+            return principal;
         } catch (ParseException | BadJOSEException | JOSEException e) {
             throw new Unauthorized("invalid token: " + e.getMessage());
         }
+    }
+
+    /** Tokens that verified: a bounded map, least recently used first out. */
+    private static final class Verified {
+        /** What a token verified to, and the times it is valid between. */
+        record Entry(Principal principal, long expiresAtMillis, long notBeforeMillis) {
+            /** As the claims verifier decides: {@code exp} after, {@code nbf} before, now, each give or take the skew. */
+            boolean validAt(long now, long skew) {
+                return now - skew < expiresAtMillis && now + skew > notBeforeMillis;
+            }
+        }
+
+        private final int capacity;
+        private final java.util.LinkedHashMap<String, Entry> entries;
+
+        Verified(int capacity) {
+            this.capacity = capacity;
+            this.entries = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected boolean removeEldestEntry(java.util.Map.Entry<String, Entry> eldest) {
+                    return size() > Verified.this.capacity;
+                }
+            };
+        }
+
+        private long hits;
+
+        synchronized Entry get(String token) {
+            Entry e = capacity == 0 ? null : entries.get(token);
+            if (e != null) {
+                hits++;
+            }
+            return e;
+        }
+
+        synchronized long hits() {
+            return hits;
+        }
+
+        synchronized void put(String token, Entry entry) {
+            if (capacity > 0) {
+                entries.put(token, entry);
+            }
+        }
+
+        synchronized int size() {
+            return entries.size();
+        }
+    }
+
+    /** Verified tokens remembered now. */
+    public int cachedTokens() {
+        return cache.size();
+    }
+
+    /** Tokens presented that were found remembered (whether or not still within their validity). */
+    public long cacheHits() {
+        return cache.hits();
     }
 
     /** Mints an HS256 token this authenticator accepts (used by {@code sluice token} and tests). */
@@ -149,7 +255,7 @@ public final class Authenticator {
         if (secret == null) {
             throw new IllegalStateException("no HS256 secret to sign with");
         }
-        Instant now = Instant.now();
+        Instant now = clock.instant();
         JWTClaimsSet.Builder claims = new JWTClaimsSet.Builder().subject(subject).audience(audience)
                 .claim("tenant", tenant).claim("scope", String.join(" ", scopes))
                 .issueTime(Date.from(now)).notBeforeTime(Date.from(now)).expirationTime(Date.from(now.plus(ttl)));

@@ -20,6 +20,7 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String JWT_PUBLIC_KEY_FILE = "gateway.jwt.public.key.file";
     public static final String JWT_ISSUER = "gateway.jwt.issuer";
     public static final String JWT_CLOCK_SKEW_MS = "gateway.jwt.clock.skew.ms";
+    public static final String JWT_CACHE_SIZE = "gateway.jwt.cache.size";
     public static final String MAX_PROMPT_CHARS = "gateway.max.prompt.chars";
     public static final String MAX_TOKENS_LIMIT = "gateway.max.tokens.limit";
     public static final String MAX_FRAME_BYTES = "gateway.max.frame.bytes";
@@ -59,6 +60,10 @@ public final class GatewayConfig extends AbstractConfig {
             .define(JWT_ISSUER, Type.STRING, "", Importance.MEDIUM, "Required iss claim of client JWTs; empty accepts any.")
             .define(JWT_CLOCK_SKEW_MS, Type.LONG, 30_000L, Range.between(0, 600_000), Importance.LOW,
                     "Clock difference tolerated when checking exp and nbf.")
+            .define(JWT_CACHE_SIZE, Type.INT, io.sluice.ingress.Authenticator.DEFAULT_CACHE_SIZE, Range.between(0, 1_000_000),
+                    Importance.LOW, "Client JWTs remembered after their signature verified, so the next socket with the "
+                            + "same token (a client's other sockets, a reconnect) skips the signature check; exp and nbf "
+                            + "are still checked on every use. 0 verifies every token in full.")
             .define(JWT_AUDIENCE, Type.STRING, "sluice", new ConfigDef.NonEmptyString(), Importance.MEDIUM,
                     "Required aud claim of client JWTs.")
             .define(MAX_PROMPT_CHARS, Type.INT, 16_384, Range.between(1, 10_000_000), Importance.MEDIUM,
@@ -208,6 +213,7 @@ public final class GatewayConfig extends AbstractConfig {
         }
         var secret = getPassword(JWT_SECRET);
         return new Authenticator(secret == null ? null : secret.value(), keys, getString(JWT_AUDIENCE),
-                getString(JWT_ISSUER), java.time.Duration.ofMillis(getLong(JWT_CLOCK_SKEW_MS)));
+                getString(JWT_ISSUER), java.time.Duration.ofMillis(getLong(JWT_CLOCK_SKEW_MS)), getInt(JWT_CACHE_SIZE),
+                java.time.Clock.systemUTC());
     }
 }

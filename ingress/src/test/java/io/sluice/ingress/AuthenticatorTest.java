@@ -27,6 +27,7 @@ import java.util.Base64;
 import java.util.Date;
 import java.util.List;
 import java.util.Map;
+import io.sluice.testkit.MutableClock;
 import org.apache.kafka.common.config.ConfigException;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -146,5 +147,84 @@ class AuthenticatorTest {
                 .isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.JWT_SECRET);
         assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_JWKS_FILE, "/nonexistent.json")).authenticator())
                 .isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.JWT_JWKS_FILE);
+    }
+
+    /** Claims valid from {@code now - 5 s} until {@code now + ttl}, at second resolution as JWTs carry them. */
+    static JWTClaimsSet claimsAt(Instant now, Duration ttl) {
+        return claims().notBeforeTime(Date.from(now.minusSeconds(5))).expirationTime(Date.from(now.plus(ttl))).build();
+    }
+
+    @Test
+    void aRememberedTokenIsStillRefusedOnceItExpires() throws Exception {
+        MutableClock clock = new MutableClock(Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS));
+        Authenticator auth = new Authenticator(SECRET, List.of(rsa.toPublicJWK()), "sluice", null, Duration.ofSeconds(30), 100,
+                clock);
+        for (String token : List.of(sign(JWSAlgorithm.HS256, new MACSigner(SECRET.getBytes()), null,
+                        claimsAt(clock.instant(), Duration.ofSeconds(60))),
+                sign(JWSAlgorithm.RS256, new RSASSASigner(rsa), "rsa-1", claimsAt(clock.instant(), Duration.ofSeconds(60))))) {
+            Instant start = clock.instant();
+            assertThat(auth.authenticate(token).tenant()).isEqualTo("acme");
+            // Within exp plus the skew: still valid, from memory.
+            clock.set(start.plusSeconds(60 + 29));
+            long hits = auth.cacheHits();
+            assertThat(auth.authenticate(token).tenant()).isEqualTo("acme");
+            assertThat(auth.cacheHits()).isEqualTo(hits + 1);
+            clock.set(start.plusSeconds(60 + 31));
+            assertThatThrownBy(() -> auth.authenticate(token)).isInstanceOf(Authenticator.Unauthorized.class)
+                    .hasMessageContaining("xpired");
+            clock.set(start);
+        }
+        assertThat(auth.cachedTokens()).isEqualTo(2);
+    }
+
+    @Test
+    void aTokenChangedInAnyPartIsVerifiedAnewWhileTheOriginalIsRemembered() throws Exception {
+        Authenticator auth = authenticator(null, null);
+        MACSigner hs = new MACSigner(SECRET.getBytes());
+        String good = sign(JWSAlgorithm.HS256, hs, null, claims().build());
+        assertThat(auth.authenticate(good).tenant()).isEqualTo("acme");
+        assertThat(auth.cachedTokens()).isEqualTo(1);
+        String[] parts = good.split("\\.");
+        String otherTenant = Base64.getUrlEncoder().withoutPadding().encodeToString(
+                claims().claim("tenant", "globex").build().toString().getBytes());
+        // A character in the middle: the last one of a signature also carries padding bits.
+        char mid = parts[2].charAt(10);
+        for (String forged : List.of(parts[0] + "." + otherTenant + "." + parts[2],
+                parts[0] + "." + parts[1] + "." + parts[2].substring(0, 10) + (mid == 'A' ? 'B' : 'A') + parts[2].substring(11),
+                good + "x")) {
+            assertThatThrownBy(() -> auth.authenticate(forged)).as(forged).isInstanceOf(Authenticator.Unauthorized.class);
+        }
+        assertThat(auth.authenticate(good).tenant()).isEqualTo("acme");
+        assertThat(auth.cachedTokens()).as("refused tokens are not remembered").isEqualTo(1);
+    }
+
+    @Test
+    void theCacheHoldsAtMostItsSizeAndNoneWhenOff() throws Exception {
+        MACSigner hs = new MACSigner(SECRET.getBytes());
+        List<String> tokens = new java.util.ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            tokens.add(sign(JWSAlgorithm.HS256, hs, null, claims().subject("user-" + i).build()));
+        }
+        Authenticator small = new Authenticator(SECRET, List.of(), "sluice", null, Duration.ofSeconds(30), 3,
+                java.time.Clock.systemUTC());
+        Authenticator off = new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, SECRET, GatewayConfig.JWT_CACHE_SIZE, 0))
+                .authenticator();
+        for (String token : tokens) {
+            assertThat(small.authenticate(token).subject()).isEqualTo(off.authenticate(token).subject());
+        }
+        assertThat(small.cachedTokens()).isEqualTo(3);
+        assertThat(off.cachedTokens()).isZero();
+        // The last three are served from memory; the first two, evicted, verify again in full.
+        for (String token : tokens.subList(2, 5)) {
+            small.authenticate(token);
+        }
+        assertThat(small.cacheHits()).isEqualTo(3);
+        assertThat(small.authenticate(tokens.get(0)).subject()).isEqualTo("user-0");
+        assertThat(small.cacheHits()).isEqualTo(3);
+        // A token without nbf is remembered too.
+        String noNbf = sign(JWSAlgorithm.HS256, hs, null, claims().notBeforeTime(null).build());
+        small.authenticate(noNbf);
+        small.authenticate(noNbf);
+        assertThat(small.cacheHits()).isEqualTo(4);
     }
 }
