@@ -152,6 +152,11 @@ class OpsArtifactsTest {
                     terminal += type.equals("done") || type.equals("error") ? 1 : 0;
                 }
             }
+            // The same token again: remembered, not verified anew.
+            try (WsClient again = WsClient.connect(gateway.url(), token)) {
+                again.send("{\"type\":\"ping\"}");
+                assertThat(again.next(Duration.ofSeconds(10), "pong").path("type").asText()).isEqualTo("pong");
+            }
             String base = "http://127.0.0.1:" + gateway.port();
             HttpResponse<String> ready = HTTP.send(HttpRequest.newBuilder(URI.create(base + "/readyz")).build(),
                     HttpResponse.BodyHandlers.ofString());
@@ -170,6 +175,7 @@ class OpsArtifactsTest {
             }
             assertThat(scrape).contains("sluice_requests_total{").contains("outcome=\"done\"").contains("outcome=\"retried\"")
                     .contains("outcome=\"dead_lettered\"");
+            assertThat(scrape).containsPattern("(?m)^sluice_gateway_jwt_cache_hits_total(\\{[^}]*\\})? [1-9]");
             return scrape;
         }
     }

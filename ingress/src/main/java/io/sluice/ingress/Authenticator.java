@@ -202,6 +202,7 @@ public final class Authenticator {
 
         private final int capacity;
         private final java.util.LinkedHashMap<String, Entry> entries;
+        private long hits;
 
         Verified(int capacity) {
             this.capacity = capacity;
@@ -214,8 +215,6 @@ public final class Authenticator {
                 }
             };
         }
-
-        private long hits;
 
         synchronized Entry get(String token) {
             Entry e = capacity == 0 ? null : entries.get(token);

@@ -119,6 +119,8 @@ public final class Gateway implements AutoCloseable {
         this.meters = meters != null ? meters : Metrics.create("gateway", id);
         Gauge.builder("sluice.gateway.sockets", endpoints, java.util.Set::size).description("Open WebSocket connections")
                 .register(this.meters);
+        io.micrometer.core.instrument.FunctionCounter.builder("sluice.gateway.jwt.cache.hits", authenticator,
+                Authenticator::cacheHits).description("Client tokens found among those that verified before").register(this.meters);
         this.kafkaProbe = new KafkaProbe(bootstrap);
         SubmissionRegistry redis = registry;
         this.readiness = new Readiness().add("kafka", kafkaProbe).add("redis", redis::available)
