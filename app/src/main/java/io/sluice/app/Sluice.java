@@ -414,8 +414,8 @@ public final class Sluice {
                 + "unmeasured, through each gateway process before the measured ones, in rounds of --warmup-round, until "
                 + "a round in which the JITs of the gateway and of the broker together compiled for less than --jit-quiet "
                 + "of the round's time: both sides are compared at steady state, not while the JIT compiles them. "
-                + "ProducerPerformance then gets as many (its --warmup-records). On two cores shared with the broker, a gateway's JIT takes 2-4 million "
-                + "requests to settle; the rounds are printed.")
+                + "ProducerPerformance then gets as many (its --warmup-records). On two cores shared with the broker, "
+                + "a gateway's JIT takes 2-4 million requests to settle; the rounds are printed.")
         int warmup;
         @Option(names = "--jit-quiet", defaultValue = "0.4", description = "Warm-up ends after a round in which the "
                 + "compile time of the gateway's JIT and the broker's together was below this fraction of the round's "
@@ -506,10 +506,8 @@ public final class Sluice {
                                     u1.since(u0, w.requests()), ownJit);
                             warmed += w.requests();
                             awaitClosed(gateway);
-                            // The broker's JIT counts too: the gateway's traffic (keyed records over every
-                            // partition, a consumer group, fetches) runs broker code ProducerPerformance's does
-                            // not, and until that is compiled it takes the same two cores the gateway is
-                            // measured on (3.3-4.2 s of it in a first trial's measured window otherwise).
+                            // The broker's JIT counts too: until the broker code the gateway's traffic runs
+                            // is compiled (see trial 0 above), it takes the two cores the gateway is measured on.
                             if (u1.compileMillis() - u0.compileMillis() + ownJit < jitQuiet * w.seconds() * 1000) {
                                 break;
                             }
