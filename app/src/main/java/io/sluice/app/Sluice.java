@@ -428,9 +428,11 @@ public final class Sluice {
                 + "it is closed and a new one takes its place. No worker runs, so requests never finish; this bounds the "
                 + "streams the gateway follows (connections x this), as finishing requests do in a deployment.")
         int perSocket;
-        @Option(names = "--broker-warmup-trial", defaultValue = "true", negatable = true, description = "Run a trial 0, "
-                + "gateway side only and not counted, before the others: the broker's warm-up with the gateway's traffic.")
-        boolean brokerWarmupTrial;
+        // A plain flag, not a negatable option: picocli gives the negated form of a negatable option
+        // the default's value, so --no-broker-warmup-trial with a default of true left trial 0 on.
+        @Option(names = "--no-broker-warmup-trial", description = "Skip trial 0, which runs before the others, gateway "
+                + "side only and not counted: the broker's warm-up with the gateway's traffic.")
+        boolean noBrokerWarmupTrial;
         @Option(names = "--in-process", description = "Run the gateway inside this JVM, beside the broker, instead of "
                 + "as a process of its own (which is how it is deployed, with its own JIT and heap). Its CPU and JIT "
                 + "time cannot be told from the broker's then, so the warm-up runs the whole --warmup.")
@@ -489,7 +491,7 @@ public final class Sluice {
                 // fetches run broker code ProducerPerformance's do not, and a first measured run recompiled
                 // the broker's produce path (3.3-4.2 s of this JVM's JIT in four runs, under 0.4 s in later
                 // trials), at 2.7-3.0 us of broker CPU per request against 1.7-2.0.
-                for (int trial = brokerWarmupTrial ? 0 : 1; trial <= trials; trial++) {
+                for (int trial = noBrokerWarmupTrial ? 1 : 0; trial <= trials; trial++) {
                     double accepted;
                     int warmed = 0;
                     try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
