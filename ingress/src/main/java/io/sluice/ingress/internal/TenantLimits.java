@@ -2,6 +2,7 @@ package io.sluice.ingress.internal;
 
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
 
 /**
@@ -13,22 +14,24 @@ public final class TenantLimits {
     private final double ratePerSecond;
     private final LongSupplier nanoClock;
     private final ConcurrentHashMap<String, AtomicInteger> connections = new ConcurrentHashMap<>();
-    private final ConcurrentHashMap<String, Bucket> buckets = new ConcurrentHashMap<>();
-
-    private static final class Bucket {
-        double tokens;
-        long lastNanos;
-
-        Bucket(double tokens, long now) {
-            this.tokens = tokens;
-            this.lastNanos = now;
-        }
-    }
+    /**
+     * Per tenant, the bucket as one number (the generic cell rate algorithm): the time at which
+     * the bucket would be full again. A request is admitted when that time lies at most a burst
+     * beyond now, and moves it one emission interval on. One compare-and-set per request, where a
+     * lock shared by every socket of the tenant inflated under contention and parked threads.
+     */
+    private final ConcurrentHashMap<String, AtomicLong> buckets = new ConcurrentHashMap<>();
+    /** Nanoseconds one request takes out of the bucket: 1 s / rate, rounded down. */
+    private final long intervalNanos;
+    /** How far the full-again time may run ahead of now: a burst of one second's worth, less one request. */
+    private final long toleranceNanos;
 
     public TenantLimits(int maxConnections, double ratePerSecond, LongSupplier nanoClock) {
         this.maxConnections = maxConnections;
         this.ratePerSecond = ratePerSecond;
         this.nanoClock = nanoClock;
+        this.intervalNanos = Math.max(1, (long) (1e9 / ratePerSecond));
+        this.toleranceNanos = 1_000_000_000L - intervalNanos;
     }
 
     /** Takes a connection slot for the tenant; false when it has {@code maxConnections} already. */
@@ -52,16 +55,25 @@ public final class TenantLimits {
 
     /** Takes one request from the tenant's bucket; false when it is empty. */
     public boolean admit(String tenant) {
+        if (ratePerSecond < 1) {
+            return false; // a bucket of less than one request never holds one
+        }
         long now = nanoClock.getAsLong();
-        Bucket b = buckets.computeIfAbsent(tenant, k -> new Bucket(ratePerSecond, now));
-        synchronized (b) {
-            b.tokens = Math.min(ratePerSecond, b.tokens + (now - b.lastNanos) / 1e9 * ratePerSecond);
-            b.lastNanos = now;
-            if (b.tokens >= 1) {
-                b.tokens -= 1;
+        AtomicLong fullAt = buckets.get(tenant);
+        if (fullAt == null) {
+            // Starts full: its full-again time is now.
+            fullAt = buckets.computeIfAbsent(tenant, k -> new AtomicLong(now));
+        }
+        while (true) {
+            long was = fullAt.get();
+            // Nanosecond clocks may be compared only by difference.
+            long from = now - was > 0 ? now : was;
+            if (from - now > toleranceNanos) {
+                return false;
+            }
+            if (fullAt.compareAndSet(was, from + intervalNanos)) {
                 return true;
             }
-            return false;
         }
     }
 }
