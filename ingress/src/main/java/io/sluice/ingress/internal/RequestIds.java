@@ -22,12 +22,34 @@ import javax.crypto.spec.SecretKeySpec;
  * secret can be rotated without losing the requests of the attach retention.
  *
  * <p>Layout, 24 bytes as 32 characters of unpadded base64url: creation time in epoch
- * milliseconds (6 bytes), reply partition + 1 (2 bytes, 0 for none), flags (1 byte), 7 random
- * bytes, then the first 8 bytes of HMAC-SHA256(secret, the first 16 bytes, tenant).
+ * milliseconds (6 bytes), reply partition + 1 (2 bytes, 0 for none), flags (1 byte), 3 random
+ * bytes, a 3-byte sequence of the minting thread, 1 random byte, then an 8-byte seal over the first 16 bytes and the tenant (UTF-8). New ids are sealed
+ * with SipHash-2-4 under a key derived from the secret, and say so in their flags; ids sealed
+ * before that carry the first 8 bytes of HMAC-SHA256(secret, the first 16 bytes, tenant) and are
+ * still opened. The flags are inside what either seal covers, so one kind of seal cannot be
+ * passed off as the other.
+ *
+ * <p>The sequence makes the ids one thread mints in a row differ in their 17th to 20th
+ * characters by one: the token router hashes its map of followed requests on those characters
+ * ({@code TokenRouter}), so the streams subscribed one after another sit side by side in its
+ * table instead of each costing a cache miss at a random slot. Uniqueness does not rest on it:
+ * the creation time, the partition and 32 random bits still tell ids apart.
  */
 public final class RequestIds {
     static final int LENGTH = 32;
     private static final int KEYED = 1;
+    /** Sealed with SipHash-2-4 rather than truncated HMAC-SHA256. */
+    private static final int SIPHASH = 2;
+    /** What the SipHash key of a secret is derived for, so it is never the secret itself. */
+    private static final byte[] SIPHASH_KEY_LABEL = "sluice request id seal, SipHash-2-4".getBytes(StandardCharsets.UTF_8);
+    /** Per thread: room for the sealed bytes and a tenant name, and the thread's sequence. */
+    private static final class Minting {
+        final byte[] scratch = new byte[16 + 256];
+        /** Starts anywhere, so threads and gateways follow apart in the router's table. */
+        int sequence = ThreadLocalRandom.current().nextInt();
+    }
+
+    private static final ThreadLocal<Minting> MINTING = ThreadLocal.withInitial(Minting::new);
     private static final Base64.Encoder ENCODER = Base64.getUrlEncoder().withoutPadding();
     private static final Base64.Decoder DECODER = Base64.getUrlDecoder();
 
@@ -37,6 +59,8 @@ public final class RequestIds {
 
     /** Per thread: a Mac for the current key, then one for each earlier key still accepted. */
     private final ThreadLocal<Mac[]> macs;
+    /** The SipHash keys of the same secrets, in the same order. */
+    private final SipHash[] sips;
 
     /**
      * @param secret the key that seals new ids
@@ -60,7 +84,11 @@ public final class RequestIds {
                 throw new IllegalStateException("HmacSHA256 unavailable", e);
             }
         });
-        macs.get();
+        Mac[] derive = macs.get();
+        this.sips = new SipHash[derive.length];
+        for (int i = 0; i < derive.length; i++) {
+            sips[i] = new SipHash(java.util.Arrays.copyOf(derive[i].doFinal(SIPHASH_KEY_LABEL), 16));
+        }
     }
 
     /** A new id for a request of {@code tenant}; {@code replyPartition} is -1 for none. */
@@ -71,12 +99,14 @@ public final class RequestIds {
         ByteBuffer b = ByteBuffer.allocate(24);
         b.putShort((short) (createdAtMillis >>> 32)).putInt((int) createdAtMillis);
         b.putShort((short) (replyPartition + 1));
-        b.put((byte) (keyed ? KEYED : 0));
-        long random = ThreadLocalRandom.current().nextLong();
-        for (int i = 0; i < 7; i++) {
-            b.put((byte) (random >>> (8 * i)));
-        }
-        b.put(seal(macs.get()[0], b.array(), tenant), 0, 8);
+        b.put((byte) (SIPHASH | (keyed ? KEYED : 0)));
+        Minting m = MINTING.get();
+        int random = ThreadLocalRandom.current().nextInt();
+        int sequence = m.sequence++;
+        b.put((byte) random).put((byte) (random >>> 8)).put((byte) (random >>> 16));
+        b.put((byte) (sequence >>> 16)).put((byte) (sequence >>> 8)).put((byte) sequence);
+        b.put((byte) (random >>> 24));
+        b.putLong(seal(sips[0], m.scratch, b.array(), tenant));
         return ENCODER.encodeToString(b.array());
     }
 
@@ -102,8 +132,15 @@ public final class RequestIds {
         byte[] raw = DECODER.decode(id);
         byte[] presented = java.util.Arrays.copyOfRange(raw, 16, 24);
         boolean sealed = false;
-        for (Mac mac : macs.get()) {
-            sealed |= MessageDigest.isEqual(presented, java.util.Arrays.copyOf(seal(mac, raw, tenant), 8));
+        if ((raw[8] & SIPHASH) != 0) {
+            for (SipHash sip : sips) {
+                byte[] expected = ByteBuffer.allocate(8).putLong(seal(sip, MINTING.get().scratch, raw, tenant)).array();
+                sealed |= MessageDigest.isEqual(presented, expected);
+            }
+        } else {
+            for (Mac mac : macs.get()) {
+                sealed |= MessageDigest.isEqual(presented, java.util.Arrays.copyOf(seal(mac, raw, tenant), 8));
+            }
         }
         if (!sealed) {
             return Optional.empty();
@@ -115,6 +152,27 @@ public final class RequestIds {
         return Optional.of(new Sealed(created, partition, keyed));
     }
 
+    /** SipHash-2-4 of the first 16 bytes of {@code raw} and the tenant's name in UTF-8. */
+    private static long seal(SipHash sip, byte[] scratch, byte[] raw, String tenant) {
+        int n = tenant.length();
+        byte[] message = scratch;
+        boolean ascii = n <= message.length - 16;
+        for (int i = 0; ascii && i < n; i++) {
+            char c = tenant.charAt(i);
+            ascii = c < 0x80;
+            message[16 + i] = (byte) c;
+        }
+        if (!ascii) {
+            byte[] utf8 = tenant.getBytes(StandardCharsets.UTF_8);
+            message = new byte[16 + utf8.length];
+            System.arraycopy(utf8, 0, message, 16, utf8.length);
+            n = utf8.length;
+        }
+        System.arraycopy(raw, 0, message, 0, 16);
+        return sip.hash(message, 16 + n);
+    }
+
+    /** The earlier seal: HMAC-SHA256 of the same bytes. */
     private static byte[] seal(Mac mac, byte[] raw, String tenant) {
         mac.update(raw, 0, 16);
         return mac.doFinal(tenant.getBytes(StandardCharsets.UTF_8));

@@ -72,12 +72,59 @@ class RequestIdsTest {
     }
 
     @Test
+    void idsSealedWithTheEarlierHmacStillOpenAndCannotPassAsTheOtherSeal() throws Exception {
+        java.nio.ByteBuffer raw = java.nio.ByteBuffer.allocate(24);
+        long created = 1_764_000_000_123L;
+        raw.putShort((short) (created >>> 32)).putInt((int) created).putShort((short) (5 + 1)).put((byte) 1);
+        raw.put(new byte[] {1, 2, 3, 4, 5, 6, 7});
+        javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
+        mac.init(new javax.crypto.spec.SecretKeySpec(SECRET, "HmacSHA256"));
+        mac.update(raw.array(), 0, 16);
+        raw.put(mac.doFinal("acme".getBytes(StandardCharsets.UTF_8)), 0, 8);
+        java.util.Base64.Encoder b64 = java.util.Base64.getUrlEncoder().withoutPadding();
+        String legacy = b64.encodeToString(raw.array());
+
+        assertThat(ids.open(legacy, "acme")).contains(new RequestIds.Sealed(created, 5, true));
+        assertThat(ids.open(legacy, "globex")).isEmpty();
+        byte[] relabelled = raw.array().clone();
+        relabelled[8] |= 2; // claims the SipHash seal for an HMAC one
+        assertThat(ids.open(b64.encodeToString(relabelled), "acme")).isEmpty();
+
+        byte[] minted = java.util.Base64.getUrlDecoder().decode(ids.mint("acme", created, 5, true));
+        minted[8] &= ~2; // claims the HMAC seal for a SipHash one
+        assertThat(ids.open(b64.encodeToString(minted), "acme")).isEmpty();
+    }
+
+    @Test
+    void aTenantNameOutsideAsciiSealsAndOpensToo() {
+        String id = ids.mint("ünïcode-tenant", 9L, 0, false);
+        assertThat(ids.open(id, "ünïcode-tenant")).contains(new RequestIds.Sealed(9L, 0, false));
+        assertThat(ids.open(id, "unicode-tenant")).isEmpty();
+        String longName = "t".repeat(300);
+        assertThat(ids.open(ids.mint(longName, 9L, 0, false), longName)).isPresent();
+    }
+
+    @Test
     void anythingElseIsNotASealedId() {
         assertThat(RequestIds.isSealed("0b6f5a4e-7c1d-4f3e-9a2b-1c2d3e4f5a6b")).isFalse();
         assertThat(RequestIds.isSealed("nope")).isFalse();
         assertThat(RequestIds.isSealed(null)).isFalse();
         assertThat(RequestIds.isSealed("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")).isFalse();
         assertThat(ids.open("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "acme")).isEmpty();
+    }
+
+    @Test
+    void idsOneThreadMintsInARowCarryItsSequenceInBytes12To14() {
+        java.util.Base64.Decoder b64 = java.util.Base64.getUrlDecoder();
+        int previous = -1;
+        for (int i = 0; i < 100; i++) {
+            byte[] raw = b64.decode(ids.mint("acme", 42L, 1, false));
+            int sequence = (raw[12] & 0xFF) << 16 | (raw[13] & 0xFF) << 8 | raw[14] & 0xFF;
+            if (previous >= 0) {
+                assertThat(sequence).isEqualTo((previous + 1) & 0xFF_FFFF);
+            }
+            previous = sequence;
+        }
     }
 
     @Test
