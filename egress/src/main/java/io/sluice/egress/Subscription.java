@@ -18,6 +18,8 @@ public final class Subscription {
     private final int partition;
     private final StreamListener listener;
     private final TokenRouter router;
+    /** The router's key for this subscription's request, set when it is added. */
+    TokenRouter.RouteKey routeKey;
     /** Seqs that arrived before a gap closed; made only when one does, which in order delivery never needs. */
     private TreeMap<Integer, TokenEvent> held;
     private int nextSeq;

@@ -23,8 +23,8 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import org.apache.avro.specific.SpecificRecord;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
@@ -64,12 +64,64 @@ public final class TokenRouter implements AutoCloseable {
      * that submitted it, and subscribing it and removing it again are two map operations on the
      * accept path of every request; a list per request cost an allocation and a copy each time.
      */
-    private final Map<String, Object> byRequest = new ConcurrentHashMap<>();
-    /** Live subscriptions per partition; the extra reader follows those outside home. */
-    private final Map<Integer, AtomicInteger> needs = new ConcurrentHashMap<>();
+    private final Map<RouteKey, Object> byRequest = new ConcurrentHashMap<>();
+
+    /**
+     * A request id as the key of {@link #byRequest}. A gateway's ids carry its minting thread's
+     * sequence in their 17th to 20th characters (base64url of bytes 12 to 14; see the ingress
+     * module's {@code RequestIds}); hashed on those, the streams a thread subscribes one after
+     * another take neighbouring slots of the table, where the id's string hash scattered them
+     * and every subscribe and remove of the accept path missed the cache at a random slot. Ids of
+     * another shape hash as strings; one that only looks like a gateway's still works, at worst
+     * sharing slots with its neighbours.
+     */
+    static final class RouteKey {
+        private static final int[] BASE64URL = new int[128];
+
+        static {
+            String alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            for (int i = 0; i < alphabet.length(); i++) {
+                BASE64URL[alphabet.charAt(i)] = i;
+            }
+        }
+
+        final String id;
+        private final int hash;
+
+        RouteKey(String id) {
+            this.id = id;
+            this.hash = hashOf(id);
+        }
+
+        static int hashOf(String id) {
+            if (id.length() != 32) {
+                return id.hashCode();
+            }
+            int h = 0;
+            for (int i = 16; i < 20; i++) {
+                h = h << 6 | BASE64URL[id.charAt(i) & 0x7F];
+            }
+            return h;
+        }
+
+        @Override
+        public int hashCode() {
+            return hash;
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof RouteKey k && k.hash == hash && k.id.equals(id);
+        }
+    }
+    /**
+     * Live subscriptions per partition; the extra reader follows those outside home. Every request
+     * adds and removes one, from the threads of every socket at once: striped counters, where one
+     * counter per partition had each core take its cache line from the other for every request.
+     */
+    private final Map<Integer, LongAdder> needs = new ConcurrentHashMap<>();
     private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
     private volatile List<Integer> homePartitions = List.of();
-    private final AtomicInteger nextHome = new AtomicInteger();
     private final CountDownLatch assigned = new CountDownLatch(1);
     private final AtomicLong recordsRead = new AtomicLong();
     private final Thread thread;
@@ -128,10 +180,14 @@ public final class TokenRouter implements AutoCloseable {
         return router;
     }
 
-    /** The partition the next request submitted here should carry as its reply route: a home one, or -1 (by key). */
+    /**
+     * The partition the next request submitted here should carry as its reply route: a home one,
+     * picked at random so the threads of every socket share no counter, or -1 (by key).
+     */
     public int replyPartition() {
         List<Integer> h = homePartitions;
-        return h.isEmpty() ? -1 : h.get(Math.floorMod(nextHome.getAndIncrement(), h.size()));
+        int n = h.size();
+        return n == 0 ? -1 : n == 1 ? h.get(0) : h.get(java.util.concurrent.ThreadLocalRandom.current().nextInt(n));
     }
 
     /** Records read from the tokens topic by this gateway so far (for read-amplification figures). */
@@ -292,8 +348,10 @@ public final class TokenRouter implements AutoCloseable {
 
     /** Registers {@code s} with its request and its partition, as {@link #remove} undoes. */
     private Subscription add(Subscription s) {
-        if (byRequest.putIfAbsent(s.requestId(), s) != null) {
-            byRequest.compute(s.requestId(), (k, v) -> {
+        RouteKey key = new RouteKey(s.requestId());
+        s.routeKey = key;
+        if (byRequest.putIfAbsent(key, s) != null) {
+            byRequest.compute(key, (k, v) -> {
                 if (v == null) {
                     return s;
                 }
@@ -303,15 +361,23 @@ public final class TokenRouter implements AutoCloseable {
                 return grown;
             });
         }
-        needs.computeIfAbsent(s.partition(), k -> new AtomicInteger()).incrementAndGet();
+        LongAdder n = needs.get(s.partition());
+        if (n == null) {
+            n = needs.computeIfAbsent(s.partition(), k -> new LongAdder());
+        }
+        n.increment();
         return s;
     }
 
     void remove(Subscription s) {
-        boolean removed = byRequest.remove(s.requestId(), s);
+        RouteKey key = s.routeKey;
+        if (key == null) {
+            return; // never added
+        }
+        boolean removed = byRequest.remove(key, s);
         if (!removed) {
             boolean[] found = {false};
-            byRequest.computeIfPresent(s.requestId(), (k, v) -> {
+            byRequest.computeIfPresent(key, (k, v) -> {
                 if (!(v instanceof Subscription[] many)) {
                     return v;
                 }
@@ -322,9 +388,14 @@ public final class TokenRouter implements AutoCloseable {
             removed = found[0];
         }
         if (removed) {
-            AtomicInteger n = needs.get(s.partition());
-            if (n != null && n.decrementAndGet() == 0) {
-                commands.add(this::reconcileExtra);
+            LongAdder n = needs.get(s.partition());
+            if (n != null) {
+                n.decrement();
+                // Only the extra reader cares when a partition's last stream ends, and it reads none
+                // of home; a partition leaving home meanwhile is caught by the router's periodic check.
+                if (!homePartitions.contains(s.partition()) && n.sum() <= 0) {
+                    commands.add(this::reconcileExtra);
+                }
             }
         }
     }
@@ -366,8 +437,8 @@ public final class TokenRouter implements AutoCloseable {
     private void reconcileExtra() {
         Set<TopicPartition> keep = new HashSet<>();
         for (TopicPartition tp : extra.assignment()) {
-            AtomicInteger n = needs.get(tp.partition());
-            if (n != null && n.get() > 0 && !home.assignment().contains(tp)) {
+            LongAdder n = needs.get(tp.partition());
+            if (n != null && n.sum() > 0 && !home.assignment().contains(tp)) {
                 keep.add(tp);
             }
         }
@@ -376,14 +447,17 @@ public final class TokenRouter implements AutoCloseable {
         }
     }
 
+    /** How often the extra reader drops partitions no stream needs, besides when a stream ends. */
+    private static final long RECONCILE_NANOS = TimeUnit.SECONDS.toNanos(1);
+
     private void run() {
         home.subscribe(List.of(topic), new ConsumerRebalanceListener() {
             @Override
             public void onPartitionsRevoked(Collection<TopicPartition> revoked) {
                 // Streams still routed to a partition going away keep being read, from exactly here.
                 for (TopicPartition tp : revoked) {
-                    AtomicInteger n = needs.get(tp.partition());
-                    if (n != null && n.get() > 0) {
+                    LongAdder n = needs.get(tp.partition());
+                    if (n != null && n.sum() > 0) {
                         long position = home.position(tp);
                         Set<TopicPartition> now = new HashSet<>(extra.assignment());
                         now.add(tp);
@@ -419,10 +493,16 @@ public final class TokenRouter implements AutoCloseable {
             }
         });
         try {
+            long reconciledAt = System.nanoTime();
             while (running) {
                 Runnable command;
                 while ((command = commands.poll()) != null) {
                     command.run();
+                }
+                if (!extra.assignment().isEmpty() && System.nanoTime() - reconciledAt > RECONCILE_NANOS) {
+                    // A stream that ended on a partition while it was leaving home did not ask for this.
+                    reconcileExtra();
+                    reconciledAt = System.nanoTime();
                 }
                 try {
                     deliver(home.poll(Duration.ofMillis(extra.assignment().isEmpty() ? 100 : 10)));
@@ -447,7 +527,7 @@ public final class TokenRouter implements AutoCloseable {
     private void deliver(Iterable<ConsumerRecord<String, byte[]>> records) {
         for (ConsumerRecord<String, byte[]> record : records) {
             recordsRead.incrementAndGet();
-            Object subs = byRequest.get(record.key());
+            Object subs = record.key() == null ? null : byRequest.get(new RouteKey(record.key()));
             if (subs == null || record.value() == null) {
                 continue;
             }
@@ -508,7 +588,9 @@ public final class TokenRouter implements AutoCloseable {
         return partitions;
     }
 
-    Map<Integer, AtomicInteger> needs() {
-        return new HashMap<>(needs);
+    Map<Integer, Long> needs() {
+        Map<Integer, Long> out = new HashMap<>();
+        needs.forEach((p, n) -> out.put(p, n.sum()));
+        return out;
     }
 }
