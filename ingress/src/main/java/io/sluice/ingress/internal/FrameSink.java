@@ -26,6 +26,14 @@ public interface FrameSink {
         return 1;
     }
 
+    /**
+     * As {@link #send(String, boolean, Runnable, java.util.function.Consumer)}, for a frame already
+     * encoded as UTF-8 by the thread that made it; the sink must not change the array.
+     */
+    default void send(byte[] utf8, boolean more, Runnable written, java.util.function.Consumer<Throwable> failed) {
+        send(new String(utf8, java.nio.charset.StandardCharsets.UTF_8), more, written, failed);
+    }
+
     /** Ends the connection because the client is too slow, saying so. */
     void closeTooSlow(String reason);
 }

@@ -22,6 +22,11 @@ public final class Frames {
         return quoted(b, requestId).append(",\"duplicate\":").append(duplicate).append('}').toString();
     }
 
+    /** As {@link #accepted}, in UTF-8: made where the ids are at hand, written later as it is. */
+    public static byte[] acceptedUtf8(String clientId, String requestId, boolean duplicate) {
+        return accepted(clientId, requestId, duplicate).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    }
+
     private static StringBuilder quoted(StringBuilder b, String s) {
         if (s == null) {
             return b.append("null");

@@ -40,9 +40,10 @@ public final class Outbox {
     private boolean closed;
     private long coalescedTokens;
 
-    /** A frame: fixed text, or a run of one request's tokens. */
+    /** A frame: fixed text, as a string or already in UTF-8, or a run of one request's tokens. */
     private static final class Entry {
         final String frame;
+        final byte[] utf8;
         final TokenEvent first;
         int seqEnd;
         StringBuilder text;
@@ -50,12 +51,21 @@ public final class Outbox {
 
         Entry(String frame) {
             this.frame = frame;
+            this.utf8 = null;
             this.first = null;
             this.bytes = frame.length() * 2L;
         }
 
+        Entry(byte[] utf8) {
+            this.frame = null;
+            this.utf8 = utf8;
+            this.first = null;
+            this.bytes = utf8.length + 16L;
+        }
+
         Entry(TokenEvent token) {
             this.frame = null;
+            this.utf8 = null;
             this.first = token;
             this.seqEnd = token.getSeq();
             this.text = new StringBuilder(token.getText());
@@ -87,6 +97,14 @@ public final class Outbox {
     /** Queues a frame that is never merged; false when the socket is closed or was just closed for being too slow. */
     public boolean offer(String frame) {
         return enqueue(new Entry(frame), null);
+    }
+
+    /**
+     * Queues a frame already encoded as UTF-8, never merged: the {@code accepted} frame, encoded on
+     * the socket's thread, where its ids were just made, and written from the array as it is.
+     */
+    public boolean offer(byte[] utf8Frame) {
+        return enqueue(new Entry(utf8Frame), null);
     }
 
     /** Queues a token; when the client is behind, it joins the queued frame of the previous seq of its request. */
@@ -198,7 +216,11 @@ public final class Outbox {
     }
 
     private void write(Entry entry, boolean more) {
-        sink.send(entry.render(), more, () -> written(entry), x -> close());
+        if (entry.utf8 != null) {
+            sink.send(entry.utf8, more, () -> written(entry), x -> close());
+        } else {
+            sink.send(entry.render(), more, () -> written(entry), x -> close());
+        }
     }
 
     private void written(Entry entry) {

@@ -11,6 +11,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import org.apache.avro.specific.SpecificRecord;
+import org.apache.kafka.clients.producer.Callback;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.slf4j.Logger;
@@ -24,6 +25,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class RequestSubmitter {
     private static final Logger log = LoggerFactory.getLogger(RequestSubmitter.class);
+    /** The index entry of a request that needs none: one shared future, never completed anew. */
+    private static final CompletableFuture<Void> NOTHING_TO_INDEX = CompletableFuture.completedFuture(null);
 
     /**
      * A validated submission. For a duplicate, {@code requestId} is the first request's and
@@ -114,7 +117,7 @@ public final class RequestSubmitter {
                     log.warn("Request index unavailable; following {} by key", first.requestId());
                 }
                 return new Prepared(first.requestId(), true, first.createdAtMillis(), null, firstPartition,
-                        CompletableFuture.completedFuture(null));
+                        NOTHING_TO_INDEX);
             }
         }
         if (partition >= 0) {
@@ -124,7 +127,7 @@ public final class RequestSubmitter {
         // idempotency key, which only the index can tell from the id.
         CompletableFuture<Void> indexed = keyed
                 ? indexWriter.write(new SubmissionRegistry.IndexEntry(requestId, principal.tenant(), key, now, partition))
-                : CompletableFuture.completedFuture(null);
+                : NOTHING_TO_INDEX;
         return new Prepared(requestId, false, now, request, partition, indexed);
     }
 
@@ -189,8 +192,9 @@ public final class RequestSubmitter {
      */
     public CompletableFuture<Void> produce(Prepared prepared) {
         CompletableFuture<Void> done = new CompletableFuture<>();
-        produce(prepared, err -> {
+        produce(prepared, (md, err) -> {
             if (err != null) {
+                log.warn("Request {} not accepted by Kafka: {}", prepared.requestId(), err.toString());
                 done.completeExceptionally(err);
             } else {
                 done.complete(null);
@@ -200,20 +204,26 @@ public final class RequestSubmitter {
     }
 
     /**
-     * As {@link #produce(Prepared)}, calling {@code acknowledged} with null or Kafka's error instead
-     * of completing a future: the socket path, where a future and its continuation per request were
-     * two more objects and a hand-off on the producer's network thread.
+     * As {@link #produce(Prepared)}, calling {@code acknowledged} with Kafka's metadata or error
+     * instead of completing a future: the socket path, where a future and its continuation per
+     * request were more objects for the producer's network thread to fetch back from memory once
+     * Kafka answers. The caller reports an error; an unkeyed request's callback is handed to
+     * Kafka as it is.
      */
-    public void produce(Prepared prepared, java.util.function.Consumer<Throwable> acknowledged) {
+    public void produce(Prepared prepared, Callback acknowledged) {
         CompletableFuture<Void> indexed = prepared.indexed();
-        producer.send(new ProducerRecord<>(requestsTopic, prepared.requestId(), prepared.request()), (md, err) -> {
-            if (err != null) {
-                log.warn("Request {} not accepted by Kafka: {}", prepared.requestId(), err.toString());
-                acknowledged.accept(err);
-            } else if (indexed.isDone()) {
-                acknowledged.accept(null); // unkeyed, or indexed already: nothing to wait for but Kafka
+        ProducerRecord<String, SpecificRecord> record = new ProducerRecord<>(requestsTopic, prepared.requestId(),
+                prepared.request());
+        if (indexed.isDone()) {
+            producer.send(record, acknowledged); // unkeyed, or indexed already: nothing to wait for but Kafka
+            return;
+        }
+        producer.send(record, (md, err) -> {
+            if (err != null || indexed.isDone()) {
+                acknowledged.onCompletion(md, err);
             } else {
-                indexed.whenComplete((ok, indexDown) -> acknowledged.accept(null));
+                // An index entry Redis could not take only costs a status lookup; it does not fail the request.
+                indexed.whenComplete((ok, indexDown) -> acknowledged.onCompletion(md, null));
             }
         });
     }

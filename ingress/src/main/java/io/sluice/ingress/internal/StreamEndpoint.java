@@ -387,7 +387,7 @@ public final class StreamEndpoint implements FrameHandler {
         String requestId = prepared.requestId();
         if (prepared.duplicate()) {
             follow(requestId, prepared.replyPartition(), -1, prepared.createdAtMillis(),
-                    Frames.accepted(clientId, requestId, true));
+                    Frames.acceptedUtf8(clientId, requestId, true));
             return;
         }
         // Subscribe before producing so no event of this request can pass unseen; hold events until
@@ -395,24 +395,15 @@ public final class StreamEndpoint implements FrameHandler {
         PendingStream stream = new PendingStream(requestId);
         stream.subscription = router.subscribe(requestId, prepared.replyPartition(), -1, stream);
         link(stream);
-        // Written here, where the ids were just read and made, rather than on the producer's
-        // network thread, which acknowledges every socket's requests and would fetch each id back
-        // from memory to write it.
-        String accepted = Frames.accepted(clientId, requestId, false);
-        submitter.produce(prepared, err -> {
-            if (err != null) {
-                stream.subscription.cancel();
-                unlink(stream);
-                outbox.offer(Frames.error(clientId, requestId, new ProtocolError(ProtocolError.Code.overloaded,
-                        "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true)));
-            } else {
-                stream.accept(accepted);
-            }
-        });
+        // Encoded here, where the ids were just read and made, rather than on the producer's
+        // network thread or the writer, which would fetch each id back from memory to write it.
+        stream.clientId = clientId;
+        stream.acceptedFrame = Frames.acceptedUtf8(clientId, requestId, false);
+        submitter.produce(prepared, stream);
     }
 
     /** Streams a request that already exists, from its history on, after {@code firstFrame} (if any). */
-    private void follow(String requestId, int replyPartition, int afterSeq, long sinceMillis, String firstFrame)
+    private void follow(String requestId, int replyPartition, int afterSeq, long sinceMillis, byte[] firstFrame)
             throws ProtocolError {
         PendingStream stream = new PendingStream(requestId);
         if (firstFrame == null) {
@@ -483,10 +474,14 @@ public final class StreamEndpoint implements FrameHandler {
 
     /**
      * One request this socket follows: buffers its frames until its accepted frame has gone out,
-     * and is a node of the socket's list of followed requests.
+     * is a node of the socket's list of followed requests, and is what Kafka calls back when it
+     * acknowledged the request, so that callback brings one object back from memory, not three.
      */
-    private final class PendingStream implements StreamListener {
+    private final class PendingStream implements StreamListener, org.apache.kafka.clients.producer.Callback {
         final String requestId;
+        /** The client's id and the accepted frame to send once Kafka acknowledged; set before producing. */
+        String clientId;
+        byte[] acceptedFrame;
         /** Set right after subscribing, before the stream is linked. */
         Subscription subscription;
         /** Guarded by {@link #followedLock}: the list's links, whether this is on it, whether its request ended. */
@@ -502,8 +497,23 @@ public final class StreamEndpoint implements FrameHandler {
             this.requestId = requestId;
         }
 
+        @Override
+        public void onCompletion(org.apache.kafka.clients.producer.RecordMetadata metadata, Exception err) {
+            if (err != null) {
+                log.warn("Request {} not accepted by Kafka: {}", requestId, err.toString());
+                subscription.cancel();
+                unlink(this);
+                outbox.offer(Frames.error(clientId, requestId, new ProtocolError(ProtocolError.Code.overloaded,
+                        "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true)));
+            } else {
+                byte[] frame = acceptedFrame;
+                acceptedFrame = null;
+                accept(frame);
+            }
+        }
+
         /** Releases the stream, after {@code acceptedFrame} when there is one. */
-        synchronized void accept(String acceptedFrame) {
+        synchronized void accept(byte[] acceptedFrame) {
             if (released) {
                 return;
             }

@@ -30,6 +30,12 @@ public final class WebSocketSink implements FrameSink {
         session.sendFrame(new Frame(OpCode.TEXT, frame), Callback.from(written, failed), more);
     }
 
+    /** The bytes go out as they are: no string to read back and encode on the writing thread. */
+    @Override
+    public void send(byte[] utf8, boolean more, Runnable written, Consumer<Throwable> failed) {
+        session.sendFrame(new Frame(OpCode.TEXT, java.nio.ByteBuffer.wrap(utf8)), Callback.from(written, failed), more);
+    }
+
     /**
      * Jetty queues frames sent before earlier ones completed and writes them gathered, so a busy
      * socket costs one system call for several frames instead of one each.

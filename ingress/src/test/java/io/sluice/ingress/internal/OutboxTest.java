@@ -18,7 +18,7 @@ class OutboxTest {
     final List<String> closes = new ArrayList<>();
 
     /** Records every frame; holds each write's completion until the test runs it, unless {@code hold} is off. */
-    final class Recording implements FrameSink {
+    class Recording implements FrameSink {
         final List<String> sent = new ArrayList<>();
         final List<Runnable> held = new ArrayList<>();
         final int maxInFlight;
@@ -237,5 +237,35 @@ class OutboxTest {
         }
         assertThat(next).containsEntry("a", perRequest).containsEntry("b", perRequest);
         assertThat(closes).isEmpty();
+    }
+
+    @Test
+    void framesAlreadyInUtf8GoOutAsTheyAreInOrderWithTheOthersAndCountAgainstTheBound() {
+        List<byte[]> raw = new ArrayList<>();
+        Recording sink = new Recording(1) {
+            @Override
+            public void send(byte[] utf8, boolean more, Runnable written, java.util.function.Consumer<Throwable> failed) {
+                raw.add(utf8);
+                super.send(new String(utf8, java.nio.charset.StandardCharsets.UTF_8), written, failed);
+            }
+        };
+        Outbox outbox = new Outbox(sink, 1_000);
+        byte[] accepted = Frames.acceptedUtf8("c-ü", "req-1", false);
+        outbox.offer(accepted);
+        outbox.offerToken(token("req-1", 0));
+        outbox.offer(Frames.acceptedUtf8("c2", "req-2", true));
+        assertThat(raw).as("the array itself reaches the sink, not a copy").containsExactly(accepted);
+        sink.held.remove(0).run();
+        sink.held.remove(0).run();
+        assertThat(sink.sent).hasSize(3);
+        assertThat(sink.sent.get(0)).isEqualTo("{\"type\":\"accepted\",\"id\":\"c-ü\",\"request_id\":\"req-1\",\"duplicate\":false}");
+        assertThat(sink.sent.get(1)).contains("\"seq\":0");
+        assertThat(sink.sent.get(2)).contains("\"duplicate\":true");
+
+        // Held writes keep their bytes counted: enough of them close the socket as too slow.
+        for (int i = 0; i < 20 && closes.isEmpty(); i++) {
+            outbox.offer(Frames.acceptedUtf8("c" + i, "req-" + i, false));
+        }
+        assertThat(closes).singleElement().asString().startsWith("1008");
     }
 }
