@@ -588,7 +588,7 @@ public final class Sluice {
             }
         }
 
-        /** The gateway JVM's options: the collector, then those of --gateway-jvm-options. */
+        /** The gateway JVM's options: those both sides get ({@link #sideFlags}), then those of --gateway-jvm-options. */
         private List<String> gatewayJvmOptions() {
             List<String> options = new java.util.ArrayList<>(sideFlags());
             if (!gatewayJvmOptions.isBlank()) {
@@ -648,10 +648,6 @@ public final class Sluice {
         }
 
         /**
-         * Runs ProducerPerformance for {@code warmup + records} records and returns its records/s
-         * after the warm-up ones (all of them when there is no warm-up).
-         */
-        /**
          * The flags both sides' JVMs get, so neither is what the ratio compares: the collector and,
          * unless --no-huge-pages, transparent huge pages for the heap. The gateway's per-request
          * work reaches into tens of megabytes of streams, sockets and Kafka's in-flight batches;
@@ -665,6 +661,10 @@ public final class Sluice {
             return flags;
         }
 
+        /**
+         * Runs ProducerPerformance for {@code warmup + records} records and returns its records/s
+         * after the warm-up ones (all of them when there is no warm-up).
+         */
         private static double perf(EmbeddedKafka kafka, Topics topics, int recordSize, int records, int warmup,
                 List<String> jvmFlags)
                 throws Exception {

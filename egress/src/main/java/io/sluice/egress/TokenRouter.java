@@ -114,6 +114,7 @@ public final class TokenRouter implements AutoCloseable {
             return o instanceof RouteKey k && k.hash == hash && k.id.equals(id);
         }
     }
+
     /**
      * Live subscriptions per partition; the extra reader follows those outside home. Every request
      * adds and removes one, from the threads of every socket at once: striped counters, where one

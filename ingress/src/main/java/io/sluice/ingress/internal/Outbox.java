@@ -216,10 +216,12 @@ public final class Outbox {
     }
 
     private void write(Entry entry, boolean more) {
+        Runnable done = () -> written(entry);
+        java.util.function.Consumer<Throwable> failed = x -> close();
         if (entry.utf8 != null) {
-            sink.send(entry.utf8, more, () -> written(entry), x -> close());
+            sink.send(entry.utf8, more, done, failed);
         } else {
-            sink.send(entry.render(), more, () -> written(entry), x -> close());
+            sink.send(entry.render(), more, done, failed);
         }
     }
 

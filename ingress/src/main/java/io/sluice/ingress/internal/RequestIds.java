@@ -23,8 +23,9 @@ import javax.crypto.spec.SecretKeySpec;
  *
  * <p>Layout, 24 bytes as 32 characters of unpadded base64url: creation time in epoch
  * milliseconds (6 bytes), reply partition + 1 (2 bytes, 0 for none), flags (1 byte), 3 random
- * bytes, a 3-byte sequence of the minting thread, 1 random byte, then an 8-byte seal over the first 16 bytes and the tenant (UTF-8). New ids are sealed
- * with SipHash-2-4 under a key derived from the secret, and say so in their flags; ids sealed
+ * bytes, a 3-byte sequence of the minting thread, 1 random byte, then an 8-byte seal over the
+ * first 16 bytes and the tenant (UTF-8). New ids are sealed with SipHash-2-4 under a key
+ * derived from the secret, and say so in their flags; ids sealed
  * before that carry the first 8 bytes of HMAC-SHA256(secret, the first 16 bytes, tenant) and are
  * still opened. The flags are inside what either seal covers, so one kind of seal cannot be
  * passed off as the other.
@@ -133,8 +134,9 @@ public final class RequestIds {
         byte[] presented = java.util.Arrays.copyOfRange(raw, 16, 24);
         boolean sealed = false;
         if ((raw[8] & SIPHASH) != 0) {
+            byte[] scratch = MINTING.get().scratch;
             for (SipHash sip : sips) {
-                byte[] expected = ByteBuffer.allocate(8).putLong(seal(sip, MINTING.get().scratch, raw, tenant)).array();
+                byte[] expected = ByteBuffer.allocate(8).putLong(seal(sip, scratch, raw, tenant)).array();
                 sealed |= MessageDigest.isEqual(presented, expected);
             }
         } else {
