@@ -28,12 +28,14 @@ public final class EmbeddedKafka implements AutoCloseable {
     private final Path dataDir;
     private final int port;
     private final int controllerPort;
+    private final java.util.Map<String, String> overrides;
     private KafkaRaftServer server;
 
-    private EmbeddedKafka(Path dataDir, int port, int controllerPort) {
+    private EmbeddedKafka(Path dataDir, int port, int controllerPort, java.util.Map<String, String> overrides) {
         this.dataDir = dataDir;
         this.port = port;
         this.controllerPort = controllerPort;
+        this.overrides = java.util.Map.copyOf(overrides);
     }
 
     /**
@@ -42,7 +44,12 @@ public final class EmbeddedKafka implements AutoCloseable {
      * @param port client port, 0 for a free one
      */
     public static EmbeddedKafka start(Path dataDir, int port) throws Exception {
-        EmbeddedKafka kafka = new EmbeddedKafka(dataDir, port == 0 ? freePort() : port, freePort());
+        return start(dataDir, port, java.util.Map.of());
+    }
+
+    /** As {@link #start(Path, int)}, with broker settings that replace or add to this class's. */
+    public static EmbeddedKafka start(Path dataDir, int port, java.util.Map<String, String> overrides) throws Exception {
+        EmbeddedKafka kafka = new EmbeddedKafka(dataDir, port == 0 ? freePort() : port, freePort(), overrides);
         kafka.startServer();
         return kafka;
     }
@@ -76,6 +83,7 @@ public final class EmbeddedKafka implements AutoCloseable {
         props.put("num.network.threads", "2");
         props.put("num.io.threads", "4");
         props.put("log.cleaner.dedupe.buffer.size", String.valueOf(4 * 1024 * 1024));
+        props.putAll(overrides);
         KafkaConfig config = new KafkaConfig(props, false);
 
         // Format once; a restart on the same directory keeps its cluster id, topics and offsets.
