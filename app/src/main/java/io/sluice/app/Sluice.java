@@ -352,12 +352,40 @@ public final class Sluice {
         private final java.nio.file.Path dir;
 
         BenchStack(String name) throws Exception {
-            dir = java.nio.file.Files.createTempDirectory(name);
-            kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0);
+            this(name, false);
+        }
+
+        /**
+         * With {@code inMemory}, the broker's log is on the tmpfs at /dev/shm (where there is one)
+         * and the requests topic keeps only its last 256 MiB per partition, deleted a second after
+         * it rolls off, so a run that writes ten gigabytes is not also a measure of the kernel's
+         * writeback to a disk (40-150 MB/s on these two cores, with a fifth to a third of their
+         * time in the kernel).
+         */
+        BenchStack(String name, boolean inMemory) throws Exception {
+            java.nio.file.Path shm = java.nio.file.Path.of("/dev/shm");
+            dir = inMemory && java.nio.file.Files.isDirectory(shm) && java.nio.file.Files.isWritable(shm)
+                    ? java.nio.file.Files.createTempDirectory(shm, name)
+                    : java.nio.file.Files.createTempDirectory(name);
+            kafka = EmbeddedKafka.start(dir.resolve("kafka"), 0, inMemory
+                    ? Map.of("log.retention.check.interval.ms", "2000", "log.segment.delete.delay.ms", "1000")
+                    : Map.of());
             redis = RedisProcess.start(dir.resolve("redis"), 0);
             try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers()))) {
                 TopicProvisioner.ensure(admin, topics, TopicProvisioner.Layout.singleNode());
+                if (inMemory) {
+                    var requests = new org.apache.kafka.common.config.ConfigResource(
+                            org.apache.kafka.common.config.ConfigResource.Type.TOPIC, topics.requests());
+                    admin.incrementalAlterConfigs(Map.of(requests, List.of(new org.apache.kafka.clients.admin.AlterConfigOp(
+                            new org.apache.kafka.clients.admin.ConfigEntry("retention.bytes", String.valueOf(256L << 20)),
+                            org.apache.kafka.clients.admin.AlterConfigOp.OpType.SET)))).all().get();
+                }
             }
+        }
+
+        /** Where the broker's log and Redis's files are. */
+        java.nio.file.Path dir() {
+            return dir;
         }
 
         GatewayConfig gatewayConfig() {
@@ -411,18 +439,19 @@ public final class Sluice {
         @Option(names = "--connections", defaultValue = "8", description = "Sockets sending requests.")
         int connections;
         @Option(names = "--warmup", defaultValue = "6000000", description = "At most this many requests are sent, "
-                + "unmeasured, through each gateway process before the measured ones, in rounds of --warmup-round, until "
+                + "unmeasured, through the gateway before each trial's measured ones, in rounds of --warmup-round, until "
                 + "a round in which the JITs of the gateway and of the broker together compiled for less than --jit-quiet "
                 + "of the round's time: both sides are compared at steady state, not while the JIT compiles them. "
-                + "ProducerPerformance then gets as many (its --warmup-records). On two cores shared with the broker, "
-                + "a gateway's JIT takes 2-4 million requests to settle; the rounds are printed.")
+                + "Each ProducerPerformance run gets as many (its --warmup-records). On two cores shared with the broker, "
+                + "a gateway's JIT takes 5-10 million requests to settle, which the trials 0 and the first trial's "
+                + "warm-up give it; the rounds are printed.")
         int warmup;
-        @Option(names = "--jit-quiet", defaultValue = "0.4", description = "Warm-up ends after a round in which the "
+        @Option(names = "--jit-quiet", defaultValue = "0.2", description = "Warm-up ends after a round in which the "
                 + "compile time of the gateway's JIT and the broker's together was below this fraction of the round's "
                 + "duration.")
         double jitQuiet;
-        @Option(names = "--trials", defaultValue = "3", description = "Trials, each a fresh ProducerPerformance run and a "
-                + "fresh gateway process; the median ratio is the result.")
+        @Option(names = "--trials", defaultValue = "3", description = "Trials, each a fresh ProducerPerformance run "
+                + "beside a measured window of the one gateway process every trial shares; the median ratio is the result.")
         int trials;
         @Option(names = "--requests-per-socket", defaultValue = "5000", description = "Requests a socket sends before "
                 + "it is closed and a new one takes its place. No worker runs, so requests never finish; this bounds the "
@@ -431,8 +460,8 @@ public final class Sluice {
         // A plain flag, not a negatable option: picocli gives the negated form of a negatable option
         // the default's value, so --no-broker-warmup-trial with a default of true left trial 0 on.
         @Option(names = "--no-broker-warmup-trial", description = "Skip trial 0, which runs before the others, gateway "
-                + "side only and not counted: the broker's warm-up with the gateway's traffic, repeated (at most three times) "
-                + "until the broker compiled for under 3 % of its measured window.")
+                + "side only and not counted: the broker's warm-up with the gateway's traffic (and more of the gateway's own), "
+                + "repeated (at most three times) until the broker compiled for under 3 % of its measured window.")
         boolean noBrokerWarmupTrial;
         @Option(names = "--in-process", description = "Run the gateway inside this JVM, beside the broker, instead of "
                 + "as a process of its own (which is how it is deployed, with its own JIT and heap). Its CPU and JIT "
@@ -454,6 +483,12 @@ public final class Sluice {
                 + "(-XX:+UseTransparentHugePages), as docker-compose.yml runs gateways; where the kernel has them off the "
                 + "JVMs say so and go on without.")
         boolean noHugePages;
+        @Option(names = "--broker-in-memory", description = "Put the broker's log on the tmpfs at /dev/shm (where "
+                + "there is one), the requests topic keeping its last 256 MiB per partition, instead of a temporary "
+                + "directory on disk. A run writes about ten gigabytes; on disk the kernel's writeback of them throttles "
+                + "the broker's appends, which ProducerPerformance, one producer waiting on its acknowledgements, feels "
+                + "far more than the gateway, whose sockets keep thousands of requests in flight.")
+        boolean brokerInMemory;
         @Option(names = "--warmup-round", defaultValue = "500000", description = "The warm-up is sent in rounds of this "
                 + "many requests; each round's rate, the gateway's CPU per request and its JIT time are printed, so a "
                 + "run shows the measured requests met a gateway at steady state.")
@@ -463,8 +498,10 @@ public final class Sluice {
         public Integer call() throws Exception {
             System.out.printf("sluice bench accept --requests %d --warmup %d --warmup-round %d --jit-quiet %.2f --trials %d "
                     + "--connections %d --requests-per-socket %d --gc %s%s%n", requests, warmup, warmupRound, jitQuiet, trials,
-                    connections, perSocket, gc.name().toLowerCase(java.util.Locale.ROOT), noHugePages ? " --no-huge-pages" : "");
-            try (BenchStack stack = new BenchStack("sluice-bench-accept")) {
+                    connections, perSocket, gc.name().toLowerCase(java.util.Locale.ROOT), (noHugePages ? " --no-huge-pages" : "")
+                    + (brokerInMemory ? " --broker-in-memory" : ""));
+            try (BenchStack stack = new BenchStack("sluice-bench-accept", brokerInMemory)) {
+                System.out.printf("broker's log in %s%n", stack.dir());
                 EmbeddedKafka kafka = stack.kafka;
                 Topics topics = stack.topics;
                 String prompt = "The river flows past the old mill and the boats wait at the lock for the keeper";
@@ -498,68 +535,34 @@ public final class Sluice {
                 // the broker's produce path (3.3-4.2 s of this JVM's JIT in four runs, under 0.4 s in later
                 // trials), at 2.7-3.0 us of broker CPU per request against 1.7-2.0.
                 int brokerWarmups = 0;
-                for (int trial = noBrokerWarmupTrial ? 1 : 0; trial <= trials; trial++) {
-                    double accepted;
-                    double brokerJitShare;
-                    int warmed = 0;
-                    try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
-                            : GatewayUnderTest.process(settings, gatewayHeap, gatewayJvmOptions())) {
-                        for (int round = 1; warmed < warmup; round++) {
-                            int n = Math.min(warmupRound, warmup - warmed);
-                            Usage u0 = gateway.usage();
-                            long ownJit0 = ownCompileMillis();
-                            var w = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections,
-                                    Math.max(1, n / connections), perSocket, generate);
-                            Usage u1 = gateway.usage();
-                            long ownJit = ownCompileMillis() - ownJit0;
-                            System.out.printf("  warm-up %-3d %26.0f req/s  %s; broker's JIT %5d ms%n", round, w.perSecond(),
-                                    u1.since(u0, w.requests()), ownJit);
-                            warmed += w.requests();
-                            awaitClosed(gateway);
-                            // The broker's JIT counts too: until the broker code the gateway's traffic runs
-                            // is compiled (see trial 0 above), it takes the two cores the gateway is measured on.
-                            if (u1.compileMillis() - u0.compileMillis() + ownJit < jitQuiet * w.seconds() * 1000) {
-                                break;
+                // One gateway process serves every trial, as a deployed gateway serves for days: on two
+                // cores its JIT needs tens of seconds of this traffic to settle (C2 reaches Kafka's
+                // per-batch code, run a few thousand times a second, late, and rare branches keep
+                // sending hot methods back to be compiled again), so a fresh process per trial was
+                // measured while still compiling, at 6-6.7 us per request against 5.1-5.5 once settled.
+                try (GatewayUnderTest gateway = inProcess ? GatewayUnderTest.inProcess(new GatewayConfig(settings))
+                        : GatewayUnderTest.process(settings, gatewayHeap, gatewayJvmOptions())) {
+                    for (int trial = noBrokerWarmupTrial ? 1 : 0; trial <= trials; trial++) {
+                        Measured m = measure(gateway, kafka, topics, token, generate, trial);
+                        if (trial == 0) {
+                            System.out.printf("%-6s %28s %28.0f %7s  (the broker's warm-up, not counted)%n", "0", "-",
+                                    m.perSecond(), "-");
+                            // One such trial did not always settle the broker: in runs of five trials the first
+                            // counted one still had 0.4-0.5 s of broker JIT and 2.2-2.4 us of broker and load
+                            // generator CPU per request, the later ones 0.2-0.35 s and 1.6-1.7 us. Trial 0 is
+                            // repeated, at most three times, until the broker compiled for under 3 % of its window.
+                            if (++brokerWarmups < MAX_BROKER_WARMUPS && m.brokerJitShare() > BROKER_JIT_QUIET) {
+                                trial--;
                             }
+                            continue;
                         }
-                        long before = endOffsets(kafka.bootstrapServers(), topics.requests());
-                        Usage u0 = gateway.usage();
-                        long own0 = ownCpuNanos();
-                        long ownJit0 = ownCompileMillis();
-                        long[] machine0 = machineJiffies();
-                        var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
-                                perSocket, generate);
-                        // This JVM is the broker and the load generator: what the rest of the machine spent per request.
-                        System.out.printf("  measured %29.0f req/s  %s; broker and load generator %.1f us/request, of which the "
-                                + "load generator %.1f; broker's JIT %d ms; machine idle %s%n", r.perSecond(),
-                                gateway.usage().since(u0, r.requests()), (ownCpuNanos() - own0) / 1e3 / r.requests(),
-                                r.cpuMicrosPerRequest(), ownCompileMillis() - ownJit0, idleSince(machine0));
-                        long written = endOffsets(kafka.bootstrapServers(), topics.requests()) - before;
-                        // Every accepted frame counted must stand for a request on the topic.
-                        if (written != r.requests() - r.errors() || r.errors() > 0) {
-                            throw new IllegalStateException("trial " + trial + ": " + r.errors() + " errors; " + written
-                                    + " requests on " + topics.requests() + " for " + (r.requests() - r.errors()) + " accepted");
-                        }
-                        accepted = r.perSecond();
-                        brokerJitShare = (ownCompileMillis() - ownJit0) / (r.seconds() * 1000);
+                        // Kafka's own producer benchmark, same broker, acks, idempotence, linger and record
+                        // size, in a fresh JVM warmed with --warmup records: its steady-state figure is compared.
+                        double baseline = perf(kafka, topics, recordSize, requests, warmup, sideFlags());
+                        ratios.add(m.perSecond() / baseline);
+                        System.out.printf("%-6d %28.0f %28.0f %6.2fx%n", trial, baseline, m.perSecond(),
+                                m.perSecond() / baseline);
                     }
-                    if (trial == 0) {
-                        System.out.printf("%-6s %28s %28.0f %7s  (the broker's warm-up, not counted)%n", "0", "-", accepted, "-");
-                        // One such trial did not always settle the broker: in runs of five trials the first
-                        // counted one still had 0.4-0.5 s of broker JIT and 2.2-2.4 us of broker and load
-                        // generator CPU per request, the later ones 0.2-0.35 s and 1.6-1.7 us. Trial 0 is
-                        // repeated, at most three times, until the broker compiled for under 3 % of its window.
-                        if (++brokerWarmups < MAX_BROKER_WARMUPS && brokerJitShare > BROKER_JIT_QUIET) {
-                            trial--;
-                        }
-                        continue;
-                    }
-                    // Kafka's own producer benchmark, same broker, acks, idempotence, linger and record
-                    // size, and as many warm-up records as the gateway got requests: its steady-state
-                    // figure is compared.
-                    double baseline = perf(kafka, topics, recordSize, requests, warmed, sideFlags());
-                    ratios.add(accepted / baseline);
-                    System.out.printf("%-6d %28.0f %28.0f %6.2fx%n", trial, baseline, accepted, accepted / baseline);
                 }
                 List<Double> sorted = ratios.stream().sorted().toList();
                 System.out.printf("every accepted frame matched a request on %s (acks=all, idempotent, linger 5 ms, batch.size 64 KiB both sides)%n",
@@ -568,6 +571,58 @@ public final class Sluice {
                         sorted.get(sorted.size() / 2), sorted.get(0), sorted.get(sorted.size() - 1));
             }
             return 0;
+        }
+
+        /** A trial's measured window: accepted requests/s, and the share of it the broker's JIT compiled for. */
+        record Measured(double perSecond, double brokerJitShare) {
+        }
+
+        /**
+         * Warms the gateway up in rounds of --warmup-round until its JIT and the broker's are quiet
+         * (at most --warmup requests), then sends the measured requests and checks that every
+         * accepted frame stands for a request on the topic.
+         */
+        private Measured measure(GatewayUnderTest gateway, EmbeddedKafka kafka, Topics topics, String token, String generate,
+                int trial) throws Exception {
+            int warmed = 0;
+            for (int round = 1; warmed < warmup; round++) {
+                int n = Math.min(warmupRound, warmup - warmed);
+                Usage u0 = gateway.usage();
+                long ownJit0 = ownCompileMillis();
+                var w = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections,
+                        Math.max(1, n / connections), perSocket, generate);
+                Usage u1 = gateway.usage();
+                long ownJit = ownCompileMillis() - ownJit0;
+                System.out.printf("  warm-up %-3d %26.0f req/s  %s; broker's JIT %5d ms%n", round, w.perSecond(),
+                        u1.since(u0, w.requests()), ownJit);
+                warmed += w.requests();
+                awaitClosed(gateway);
+                // The broker's JIT counts too: until the broker code the gateway's traffic runs
+                // is compiled (see trial 0), it takes the two cores the gateway is measured on.
+                if (u1.compileMillis() - u0.compileMillis() + ownJit < jitQuiet * w.seconds() * 1000) {
+                    break;
+                }
+            }
+            long before = endOffsets(kafka.bootstrapServers(), topics.requests());
+            Usage u0 = gateway.usage();
+            long own0 = ownCpuNanos();
+            long ownJit0 = ownCompileMillis();
+            long[] machine0 = machineJiffies();
+            var r = io.sluice.ingress.bench.AcceptBench.run(gateway.url(), token, connections, requests / connections,
+                    perSocket, generate);
+            // This JVM is the broker and the load generator: what the rest of the machine spent per request.
+            System.out.printf("  measured %29.0f req/s  %s; broker and load generator %.1f us/request, of which the "
+                    + "load generator %.1f; broker's JIT %d ms; machine idle %s%n", r.perSecond(),
+                    gateway.usage().since(u0, r.requests()), (ownCpuNanos() - own0) / 1e3 / r.requests(),
+                    r.cpuMicrosPerRequest(), ownCompileMillis() - ownJit0, idleSince(machine0));
+            long written = endOffsets(kafka.bootstrapServers(), topics.requests()) - before;
+            // Every accepted frame counted must stand for a request on the topic.
+            if (written != r.requests() - r.errors() || r.errors() > 0) {
+                throw new IllegalStateException("trial " + trial + ": " + r.errors() + " errors; " + written
+                        + " requests on " + topics.requests() + " for " + (r.requests() - r.errors()) + " accepted");
+            }
+            awaitClosed(gateway);
+            return new Measured(r.perSecond(), (ownCompileMillis() - ownJit0) / (r.seconds() * 1000));
         }
 
         /**
