@@ -256,6 +256,38 @@ class GatewayProtocolTest {
         }
     }
 
+    /**
+     * A client that sends its messages back to back, with the socket's read and write buffers at
+     * their smallest: messages straddle reads, accepted frames fill writes, and every message is
+     * still read once and answered once.
+     */
+    @Test
+    void pipelinedMessagesAreEachAnsweredOnceWhateverTheSocketBuffers() throws Exception {
+        Topics t = topics("pipelined");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.SOCKET_READ_BUFFER_BYTES, 1024);
+        g.put(GatewayConfig.SOCKET_WRITE_BUFFER_BYTES, 1024);
+        g.put(GatewayConfig.MAX_INFLIGHT_PER_SOCKET, 1000);
+        g.put(GatewayConfig.TENANT_REQUESTS_PER_SECOND, 1e6);
+        int n = 300;
+        try (Gateway small = Gateway.start(new GatewayConfig(g));
+             WsClient c = WsClient.connect(small.url(), small.authenticator().mint("u", "acme", List.of("infer"),
+                     Duration.ofMinutes(1)))) {
+            for (int i = 0; i < n; i++) {
+                // About 150 bytes each: a 1 KiB read ends inside a message six times in seven.
+                c.send("{\"type\":\"generate\",\"id\":\"m" + i + "\",\"prompt\":\"" + "p".repeat(80 + i % 7) + "\"}");
+            }
+            java.util.Set<String> answered = new java.util.HashSet<>();
+            for (int i = 0; i < n; i++) {
+                JsonNode a = c.next(WAIT, "accepted " + i + " of " + n);
+                assertThat(a.path("type").asText()).as("%s", a).isEqualTo("accepted");
+                assertThat(answered.add(a.path("id").asText())).as("answered once: %s", a).isTrue();
+            }
+            assertThat(answered).hasSize(n);
+        }
+        assertThat(requestsOnKafka(t)).as("records on the requests topic").isEqualTo(n);
+    }
+
     @Test
     void aFinishedRequestNoLongerCountsAgainstTheSocketsInFlightLimit() throws Exception {
         Topics t = topics("inflight");

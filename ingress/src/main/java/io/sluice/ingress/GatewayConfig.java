@@ -25,6 +25,8 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String MAX_TOKENS_LIMIT = "gateway.max.tokens.limit";
     public static final String MAX_FRAME_BYTES = "gateway.max.frame.bytes";
     public static final String OUTBOUND_QUEUE_BYTES = "gateway.outbound.queue.bytes";
+    public static final String SOCKET_READ_BUFFER_BYTES = "gateway.socket.read.buffer.bytes";
+    public static final String SOCKET_WRITE_BUFFER_BYTES = "gateway.socket.write.buffer.bytes";
     public static final String IDLE_TIMEOUT_MS = "gateway.idle.timeout.ms";
     public static final String PING_INTERVAL_MS = "gateway.ping.interval.ms";
     public static final String CANCEL_ON_DISCONNECT = "gateway.cancel.on.disconnect";
@@ -75,6 +77,13 @@ public final class GatewayConfig extends AbstractConfig {
                             + "socket with 1009.")
             .define(OUTBOUND_QUEUE_BYTES, Type.INT, 4 * 1024 * 1024, Range.atLeast(1024), Importance.MEDIUM,
                     "Bytes queued for one socket before it counts as too slow and is closed.")
+            .define(SOCKET_READ_BUFFER_BYTES, Type.INT, 32 * 1024, Range.between(1024, 4 * 1024 * 1024), Importance.LOW,
+                    "Bytes a WebSocket reads from the network at once (Jetty's default is 4 KiB). A client that sends "
+                            + "messages back to back has them read and parsed in one system call per this many bytes; "
+                            + "the buffer is pooled and held only while it has unparsed bytes, so idle sockets hold none.")
+            .define(SOCKET_WRITE_BUFFER_BYTES, Type.INT, 16 * 1024, Range.between(1024, 4 * 1024 * 1024), Importance.LOW,
+                    "Bytes of small frames a WebSocket gathers into one write (Jetty's default is 4 KiB): queued "
+                            + "frames go out together up to this many bytes. Pooled, and held only while frames wait in it.")
             .define(IDLE_TIMEOUT_MS, Type.LONG, 300_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "A socket from which nothing (a message, a ping, a pong to the gateway's pings) arrives for this long "
                             + "is closed with 1001: a client that went away without closing. With " + PING_INTERVAL_MS

@@ -27,4 +27,15 @@ class GatewayConfigTest {
         assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT, GatewayConfig.PING_INTERVAL_MS, 0L,
                 GatewayConfig.IDLE_TIMEOUT_MS, 1_000L)).getLong(GatewayConfig.PING_INTERVAL_MS)).isZero();
     }
+
+    @Test
+    void socketBuffersHaveBoundsNamedInTheError() {
+        GatewayConfig defaults = new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT));
+        assertThat(defaults.getInt(GatewayConfig.SOCKET_READ_BUFFER_BYTES)).isEqualTo(32 * 1024);
+        assertThat(defaults.getInt(GatewayConfig.SOCKET_WRITE_BUFFER_BYTES)).isEqualTo(16 * 1024);
+        for (String key : java.util.List.of(GatewayConfig.SOCKET_READ_BUFFER_BYTES, GatewayConfig.SOCKET_WRITE_BUFFER_BYTES)) {
+            assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT, key, 512)))
+                    .isInstanceOf(ConfigException.class).hasMessageContaining(key);
+        }
+    }
 }
