@@ -74,10 +74,12 @@ final class RequestEncoder {
         Map<String, String> metadata = r.getMetadata();
         out.writeMapStart();
         out.setItemCount(metadata.size());
-        for (Map.Entry<String, String> e : metadata.entrySet()) {
-            out.startItem();
-            out.writeString(e.getKey());
-            out.writeString(e.getValue());
+        if (!metadata.isEmpty()) { // most requests have none: no iterator for them
+            for (Map.Entry<String, String> e : metadata.entrySet()) {
+                out.startItem();
+                out.writeString(e.getKey());
+                out.writeString(e.getValue());
+            }
         }
         out.writeMapEnd();
         nullableString(r.getTraceId(), out);

@@ -149,8 +149,13 @@ public final class SluiceCodec {
         scratch.count = 0;
         try {
             scratch.write(writer.header(), 0, writer.header().length);
-            BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(scratch, scratch.encoder);
-            scratch.encoder = encoder;
+            // The thread's encoder always writes to its scratch and was left flushed (empty): used as
+            // it is. Handing it back to the factory would make it a new sink and channel per record.
+            BinaryEncoder encoder = scratch.encoder;
+            if (encoder == null) {
+                encoder = EncoderFactory.get().binaryEncoder(scratch, null);
+                scratch.encoder = encoder;
+            }
             try {
                 if (request) {
                     RequestEncoder.write((InferenceRequest) record, encoder);
@@ -165,6 +170,7 @@ public final class SluiceCodec {
             }
             encoder.flush();
         } catch (IOException e) {
+            scratch.encoder = null;
             throw new UncheckedIOException(e);
         }
         return scratch.take();

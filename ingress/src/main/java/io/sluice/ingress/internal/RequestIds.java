@@ -46,6 +46,9 @@ public final class RequestIds {
     /** Per thread: room for the sealed bytes and a tenant name, and the thread's sequence. */
     private static final class Minting {
         final byte[] scratch = new byte[16 + 256];
+        /** The id's bytes, then its text: the one array a new id needs is its string's own. */
+        final ByteBuffer raw = ByteBuffer.allocate(24);
+        final byte[] text = new byte[LENGTH];
         /** Starts anywhere, so threads and gateways follow apart in the router's table. */
         int sequence = ThreadLocalRandom.current().nextInt();
     }
@@ -97,18 +100,19 @@ public final class RequestIds {
         if (replyPartition < -1 || replyPartition > 0xFFFE) {
             throw new IllegalArgumentException("reply partition out of range: " + replyPartition);
         }
-        ByteBuffer b = ByteBuffer.allocate(24);
+        Minting m = MINTING.get();
+        ByteBuffer b = m.raw.clear();
         b.putShort((short) (createdAtMillis >>> 32)).putInt((int) createdAtMillis);
         b.putShort((short) (replyPartition + 1));
         b.put((byte) (SIPHASH | (keyed ? KEYED : 0)));
-        Minting m = MINTING.get();
         int random = ThreadLocalRandom.current().nextInt();
         int sequence = m.sequence++;
         b.put((byte) random).put((byte) (random >>> 8)).put((byte) (random >>> 16));
         b.put((byte) (sequence >>> 16)).put((byte) (sequence >>> 8)).put((byte) sequence);
         b.put((byte) (random >>> 24));
         b.putLong(seal(sips[0], m.scratch, b.array(), tenant));
-        return ENCODER.encodeToString(b.array());
+        ENCODER.encode(b.array(), m.text);
+        return new String(m.text, StandardCharsets.ISO_8859_1);
     }
 
     /** Whether {@code id} has the shape of an id minted here (it may still belong to another tenant). */

@@ -31,6 +31,21 @@ class FramesTest {
     }
 
     @Test
+    void acceptedFrameInUtf8IsByteForByteTheFrameAsText() {
+        java.util.List<String> ids = java.util.Arrays.asList(null, "", "plain-id_42", "m-0001", "a\"b", "a\\b", "a\u001fb",
+                "a\u007fb", "~ !#$%&'()*+,-./:;<=>?@[]^`{|}", "é 🚀 </x>", "tab\tnew\nline");
+        for (String clientId : ids) {
+            for (String requestId : java.util.List.of("AZ09-_azAZ09-_azAZ09-_azAZ09-_az", "r\"1", "ré")) {
+                for (boolean duplicate : new boolean[] {false, true}) {
+                    assertThat(new String(Frames.acceptedUtf8(clientId, requestId, duplicate), java.nio.charset.StandardCharsets.UTF_8))
+                            .as("client id %s, request id %s", clientId, requestId)
+                            .isEqualTo(Frames.accepted(clientId, requestId, duplicate));
+                }
+            }
+        }
+    }
+
+    @Test
     void acceptedFrameWithoutAClientIdSaysNull() throws Exception {
         JsonNode f = Frames.JSON.readTree(Frames.accepted(null, "r1", false));
         assertThat(f.path("id").isNull()).isTrue();
