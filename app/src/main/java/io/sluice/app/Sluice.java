@@ -750,19 +750,22 @@ public final class Sluice {
     }
 
     /**
-     * CPU time and JIT compile time a gateway process has used so far (NaN when it shares this JVM,
-     * whose figures would be the broker's too).
+     * CPU time, JIT compile time and heap allocated that a gateway process has used so far (NaN when
+     * it shares this JVM, whose figures would be the broker's too). The allocation is counted at each
+     * young collection, a few a second at load, so over a measured window it is close; it moves
+     * less from run to run than the CPU time does, which the rest of the machine shares.
      */
-    record Usage(double cpuNanos, double compileMillis) {
-        static final Usage UNKNOWN = new Usage(Double.NaN, Double.NaN);
+    record Usage(double cpuNanos, double compileMillis, double allocatedBytes) {
+        static final Usage UNKNOWN = new Usage(Double.NaN, Double.NaN, Double.NaN);
 
         /** What the gateway used since {@code earlier}, for {@code requests} requests. */
         String since(Usage earlier, int requests) {
             if (Double.isNaN(cpuNanos)) {
                 return "";
             }
-            return String.format("gateway CPU %5.1f us/request, JIT %5.0f ms", (cpuNanos - earlier.cpuNanos) / 1e3 / requests,
-                    compileMillis - earlier.compileMillis);
+            return String.format("gateway CPU %5.1f us/request, JIT %5.0f ms, heap %4.2f KB/request",
+                    (cpuNanos - earlier.cpuNanos) / 1e3 / requests, compileMillis - earlier.compileMillis,
+                    (allocatedBytes - earlier.allocatedBytes) / 1e3 / requests);
         }
     }
 
@@ -816,7 +819,8 @@ public final class Sluice {
                 public Usage usage() {
                     String m = role.metrics();
                     return new Usage(io.sluice.app.matrix.MatrixBench.sum(m, "process_cpu_time_ns_total", ""),
-                            io.sluice.app.matrix.MatrixBench.sum(m, "jvm_compilation_time_ms_total", ""));
+                            io.sluice.app.matrix.MatrixBench.sum(m, "jvm_compilation_time_ms_total", ""),
+                            io.sluice.app.matrix.MatrixBench.sum(m, "jvm_gc_memory_allocated_bytes_total", ""));
                 }
 
                 public void close() throws Exception {
