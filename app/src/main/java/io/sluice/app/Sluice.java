@@ -568,7 +568,7 @@ public final class Sluice {
                 System.out.printf("every accepted frame matched a request on %s (acks=all, idempotent, linger 5 ms, batch.size 64 KiB both sides)%n",
                         topics.requests());
                 System.out.printf("gateway / ProducerPerformance, median of %d trials: %.2fx (min %.2fx, max %.2fx)%n", trials,
-                        sorted.get(sorted.size() / 2), sorted.get(0), sorted.get(sorted.size() - 1));
+                        io.sluice.ingress.bench.AcceptBench.median(ratios), sorted.get(0), sorted.get(sorted.size() - 1));
             }
             return 0;
         }

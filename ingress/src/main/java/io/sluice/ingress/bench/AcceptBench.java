@@ -129,6 +129,20 @@ public final class AcceptBench {
         }
     }
 
+    /**
+     * The median of the trials' ratios: the middle one, or for an even count the mean of the two
+     * middle ones. Taking the upper of those two instead made a two-trial run report its better
+     * trial as its median.
+     */
+    public static double median(List<Double> values) {
+        if (values.isEmpty()) {
+            throw new IllegalArgumentException("no values");
+        }
+        List<Double> sorted = values.stream().sorted().toList();
+        int mid = sorted.size() / 2;
+        return sorted.size() % 2 == 1 ? sorted.get(mid) : (sorted.get(mid - 1) + sorted.get(mid)) / 2;
+    }
+
     /** Opens the next socket of a lane that still has {@code remaining} requests to send. */
     private static Conn connect(URI uri, String token, Selector selector, ByteBuffer frames, int frameLength, int remaining,
             int batch) throws IOException {

@@ -6,7 +6,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 
-/** The benchmark's hand-rolled WebSocket framing, against RFC 6455's layout. */
+/** The benchmark's hand-rolled WebSocket framing, against RFC 6455's layout, and how it sums up its trials. */
 class AcceptBenchTest {
 
     @Test
@@ -35,6 +35,14 @@ class AcceptBenchTest {
         in.put(error, 5, error.length - 5).put(accepted);
         assertThat(AcceptBench.readFrames(in)).containsExactly(1, 1);
         assertThat(in.position()).isZero();
+    }
+
+    @Test
+    void medianOfAnEvenNumberOfTrialsIsTheMeanOfTheMiddleTwo() {
+        assertThat(AcceptBench.median(java.util.List.of(0.54, 0.45))).isCloseTo(0.495, org.assertj.core.data.Offset.offset(1e-9));
+        assertThat(AcceptBench.median(java.util.List.of(0.52, 0.49, 0.50))).isEqualTo(0.50);
+        assertThat(AcceptBench.median(java.util.List.of(0.40, 0.30, 0.60, 0.50))).isCloseTo(0.45,
+                org.assertj.core.data.Offset.offset(1e-9));
     }
 
     private static byte[] serverFrame(String text) {
