@@ -204,14 +204,35 @@ class GatewayProtocolTest {
     }
 
     @Test
-    void generateWithoutTheInferScopeIsForbidden() throws Exception {
-        try (WsClient c = WsClient.connect(gateway.url(), token("acme", List.of("dlq:read")))) {
-            c.send("{\"type\":\"generate\",\"id\":\"q\",\"prompt\":\"hi\"}");
-            JsonNode error = c.next(WAIT, "forbidden");
-            assertThat(error.path("code").asText()).isEqualTo("forbidden");
-            assertThat(error.path("message").asText()).startsWith("scope");
-            assertThat(error.path("id").asText()).isEqualTo("q");
+    void generateCancelAndAttachWithoutTheInferScopeAreForbidden() throws Exception {
+        // A request of the same tenant that exists: without the scope, cancel and attach must say
+        // forbidden, where an id not found would say not_found.
+        String requestId;
+        try (WsClient owner = WsClient.connect(gateway.url(), token("acme", List.of("infer")))) {
+            owner.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            requestId = owner.next(WAIT, "accepted").path("request_id").asText();
         }
+        long before = requestsOnKafka(topics);
+        try (WsClient c = WsClient.connect(gateway.url(), token("acme", List.of("dlq:read", "ops:read")))) {
+            for (String[] message : List.of(
+                    new String[] {"g", "{\"type\":\"generate\",\"id\":\"g\",\"prompt\":\"hi\"}", "scope: generate"},
+                    new String[] {"c", "{\"type\":\"cancel\",\"id\":\"c\",\"request_id\":\"" + requestId + "\"}",
+                            "scope: cancel"},
+                    new String[] {"a", "{\"type\":\"attach\",\"id\":\"a\",\"request_id\":\"" + requestId
+                            + "\",\"after_seq\":-1}", "scope: attach"})) {
+                c.send(message[1]);
+                JsonNode error = c.next(WAIT, message[2]);
+                assertThat(error.path("type").asText()).as(message[2]).isEqualTo("error");
+                assertThat(error.path("code").asText()).as(message[2]).isEqualTo("forbidden");
+                assertThat(error.path("message").asText()).as(message[2]).startsWith(message[2]);
+                assertThat(error.path("id").asText()).as(message[2]).isEqualTo(message[0]);
+                assertThat(error.path("retryable").asBoolean()).as(message[2]).isFalse();
+            }
+            // The socket survives all three, and nothing was written for them.
+            c.send("{\"type\":\"ping\"}");
+            assertThat(c.next(WAIT, "pong").path("type").asText()).isEqualTo("pong");
+        }
+        assertThat(requestsOnKafka(topics)).as("records on the requests topic").isEqualTo(before);
     }
 
     @Test

@@ -128,6 +128,16 @@ class HttpTransportTest {
         String id = JSON.readTree(post(token, "{\"prompt\":\"The river\",\"max_tokens\":3}").body()).path("request_id").asText();
         String other = pipeline.token("globex");
         assertThat(get(other, "/v1/requests/" + id).statusCode()).as("another tenant's request").isEqualTo(404);
+        // The same tenant without the infer scope: forbidden for each route, as on the socket.
+        String noInfer = pipeline.gateway.authenticator().mint("user-acme", "acme", List.of("dlq:read", "ops:read"),
+                Duration.ofMinutes(5));
+        for (HttpResponse<String> r : List.of(post(noInfer, "{\"prompt\":\"hi\"}"), get(noInfer, "/v1/requests/" + id),
+                get(noInfer, "/v1/requests/" + id + "/events"))) {
+            assertThat(r.statusCode()).as(r.uri().getPath()).isEqualTo(403);
+            JsonNode error = JSON.readTree(r.body());
+            assertThat(error.path("code").asText()).as(r.uri().getPath()).isEqualTo("forbidden");
+            assertThat(error.path("message").asText()).as(r.uri().getPath()).startsWith("scope");
+        }
         assertThat(get(token, "/v1/requests/nope").statusCode()).isEqualTo(404);
 
         String key = java.util.UUID.randomUUID().toString();

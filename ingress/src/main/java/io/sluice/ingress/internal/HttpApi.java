@@ -148,6 +148,11 @@ public final class HttpApi {
     }
 
     private RequestSubmitter.Found known(String requestId, Authenticator.Principal principal) throws ProtocolError {
+        // A request's status and events are what attach gives a socket: the same scope, checked
+        // before the id so that a token without it learns nothing about which ids exist.
+        if (!principal.may("infer")) {
+            throw new ProtocolError(ProtocolError.Code.forbidden, "scope: reading a request needs the infer scope", false);
+        }
         // Another tenant's request looks exactly like one that does not exist.
         return submitter.find(requestId, principal.tenant())
                 .orElseThrow(() -> new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request", false));

@@ -452,6 +452,11 @@ public final class StreamEndpoint implements FrameHandler {
     }
 
     private void cancel(JsonNode msg, String clientId) throws ProtocolError {
+        // Scope first, as for generate and attach: without it a caller would learn only that the
+        // id is not among this socket's, which reads as a wrong id rather than a missing grant.
+        if (!principal.may("infer")) {
+            throw new ProtocolError(ProtocolError.Code.forbidden, "scope: cancel needs the infer scope", false);
+        }
         JsonNode id = msg.get("request_id");
         if (id == null || !id.isTextual() || id.asText().isEmpty()) {
             throw ProtocolError.invalid("request_id", "required: the request_id of an accepted request");
