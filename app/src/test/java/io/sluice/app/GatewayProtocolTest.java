@@ -228,7 +228,7 @@ class GatewayProtocolTest {
                 assertThat(error.path("id").asText()).as(message[2]).isEqualTo(message[0]);
                 assertThat(error.path("retryable").asBoolean()).as(message[2]).isFalse();
             }
-            // The socket survives all three, and nothing was written for them.
+            // The socket survives all three, and no request was written for them.
             c.send("{\"type\":\"ping\"}");
             assertThat(c.next(WAIT, "pong").path("type").asText()).isEqualTo("pong");
         }
