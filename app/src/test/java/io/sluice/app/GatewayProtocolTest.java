@@ -236,6 +236,65 @@ class GatewayProtocolTest {
     }
 
     @Test
+    void aKeyWhoseRequestKafkaRefusedIsFreeForTheRetry() throws Exception {
+        Topics t = topics("refused");
+        org.apache.kafka.common.config.ConfigResource requests = new org.apache.kafka.common.config.ConfigResource(
+                org.apache.kafka.common.config.ConfigResource.Type.TOPIC, t.requests());
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.MAX_INFLIGHT_PER_SOCKET, 1000); // no worker runs: accepted requests stay open
+        try (Gateway refusing = Gateway.start(new GatewayConfig(g));
+             Admin admin = Admin.create(Map.of("bootstrap.servers", SharedInfra.get().bootstrapServers()));
+             WsClient c = WsClient.connect(refusing.url(), refusing.authenticator().mint("u", "acme", List.of("infer"),
+                     Duration.ofMinutes(5)))) {
+            // A topic that takes no record of a request's size: the broker refuses each write.
+            admin.incrementalAlterConfigs(Map.of(requests, List.of(new org.apache.kafka.clients.admin.AlterConfigOp(
+                    new org.apache.kafka.clients.admin.ConfigEntry("max.message.bytes", "64"),
+                    org.apache.kafka.clients.admin.AlterConfigOp.OpType.SET)))).all().get();
+            // The broker applies a topic's new config shortly after the call returns: fresh keys
+            // until one is refused.
+            String refusedKey = null;
+            for (int i = 0; i < 50 && refusedKey == null; i++) {
+                String key = "refused-" + i;
+                c.send("{\"type\":\"generate\",\"prompt\":\"hi\",\"idempotency_key\":\"" + key + "\"}");
+                JsonNode answer = c.next(WAIT, "accepted or refused");
+                if (answer.path("type").asText().equals("error")) {
+                    assertThat(answer.path("code").asText()).isEqualTo("overloaded");
+                    assertThat(answer.path("retryable").asBoolean()).isTrue();
+                    refusedKey = key;
+                } else {
+                    Thread.sleep(100);
+                }
+            }
+            assertThat(refusedKey).as("a request the broker refused").isNotNull();
+
+            admin.incrementalAlterConfigs(Map.of(requests, List.of(new org.apache.kafka.clients.admin.AlterConfigOp(
+                    new org.apache.kafka.clients.admin.ConfigEntry("max.message.bytes", ""),
+                    org.apache.kafka.clients.admin.AlterConfigOp.OpType.DELETE)))).all().get();
+            // The client retries with the same key, as the retryable error invites, until the
+            // broker takes it again: the first acceptance is a new request, not a duplicate of the
+            // refused one, whose stream would never come.
+            JsonNode accepted = null;
+            for (int i = 0; i < 50 && accepted == null; i++) {
+                c.send("{\"type\":\"generate\",\"prompt\":\"hi\",\"idempotency_key\":\"" + refusedKey + "\"}");
+                JsonNode answer = c.next(WAIT, "the retry's answer");
+                if (answer.path("type").asText().equals("accepted")) {
+                    accepted = answer;
+                } else {
+                    assertThat(answer.path("code").asText()).isEqualTo("overloaded");
+                    Thread.sleep(100);
+                }
+            }
+            assertThat(accepted).as("the retry accepted").isNotNull();
+            assertThat(accepted.path("duplicate").asBoolean()).as("the retry is a new request").isFalse();
+            // And from now on the key is the retry's: another submit is its duplicate.
+            c.send("{\"type\":\"generate\",\"prompt\":\"hi\",\"idempotency_key\":\"" + refusedKey + "\"}");
+            JsonNode again = c.next(WAIT, "a duplicate of the retry");
+            assertThat(again.path("duplicate").asBoolean()).isTrue();
+            assertThat(again.path("request_id").asText()).isEqualTo(accepted.path("request_id").asText());
+        }
+    }
+
+    @Test
     void limitsPerSocketAndPerTenantAnswerRateLimited() throws Exception {
         Topics t = topics("limits");
         Map<String, Object> g = config(t);

@@ -175,6 +175,11 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
     }
 
     @Override
+    public boolean release(String key, String requestId) {
+        return Long.valueOf(1).equals(redis.eval(Scripts.RELEASE, List.of(namespace + "sub:{" + key + "}"), List.of(requestId)));
+    }
+
+    @Override
     public void index(String requestId, String tenant, String idempotencyKey, long createdAtMillis, int replyPartition,
             Duration ttl) {
         indexAll(List.of(new IndexEntry(requestId, tenant, idempotencyKey, createdAtMillis, replyPartition)), ttl);

@@ -17,6 +17,15 @@ public interface SubmissionRegistry extends AutoCloseable {
      */
     Submission register(String key, String requestId, String digest, String tenant, long createdAtMillis, Duration ttl);
 
+    /**
+     * Forgets the submission under {@code key} if {@code requestId} made it: for a request Kafka
+     * refused, so that the client's retry with the same key is a new submission, not a duplicate
+     * of a request that never reached a worker.
+     *
+     * @return whether the submission was forgotten (false when another request holds the key)
+     */
+    boolean release(String key, String requestId);
+
     /** Remembers a request by its id (tenant, idempotency key, start time, reply partition) for {@code ttl}. */
     void index(String requestId, String tenant, String key, long createdAtMillis, int replyPartition, Duration ttl);
 

@@ -32,6 +32,21 @@ class RedisIdempotencyStoreTest {
     }
 
     @Test
+    void aReleasedSubmissionIsNewAgainButOnlyItsOwnRequestMayReleaseIt() {
+        String key = key();
+        assertThat(store.register(key, "r1", "d", "acme", 1L, Duration.ofMinutes(1)).isNew()).isTrue();
+        assertThat(store.release(key, "r2")).as("another request's release").isFalse();
+        assertThat(store.register(key, "r2", "d", "acme", 2L, Duration.ofMinutes(1)).requestId()).isEqualTo("r1");
+        assertThat(store.release(key, "r1")).isTrue();
+        Submission again = store.register(key, "r3", "d", "acme", 3L, Duration.ofMinutes(1));
+        assertThat(again.isNew()).isTrue();
+        assertThat(again.requestId()).isEqualTo("r3");
+        // A late release of the refused request leaves the retry's submission in place.
+        assertThat(store.release(key, "r1")).isFalse();
+        assertThat(store.register(key, "r4", "d", "acme", 4L, Duration.ofMinutes(1)).requestId()).isEqualTo("r3");
+    }
+
+    @Test
     void firstClaimAcquiresWithFenceOneAndASecondClaimantIsBusy() {
         String key = key();
         Claim first = store.claim(key, "r1", "w1", Duration.ofSeconds(30));

@@ -12,6 +12,7 @@ public final class Scripts {
     public static final String APPEND = load("append.lua");
     public static final String COMPLETE = load("complete.lua");
     public static final String REGISTER = load("register.lua");
+    public static final String RELEASE = load("release.lua");
     public static final String RECONCILE = load("reconcile.lua");
 
     private Scripts() {

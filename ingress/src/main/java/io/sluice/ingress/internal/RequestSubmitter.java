@@ -30,10 +30,11 @@ public final class RequestSubmitter {
 
     /**
      * A validated submission. For a duplicate, {@code requestId} is the first request's and
-     * nothing is to be produced.
+     * nothing is to be produced. {@code registeredKey} is the idempotency key this request
+     * registered, to be released if Kafka refuses it; null when it registered none.
      */
     public record Prepared(String requestId, boolean duplicate, long createdAtMillis, InferenceRequest request,
-            int replyPartition, CompletableFuture<Void> indexed) {
+            int replyPartition, CompletableFuture<Void> indexed, String registeredKey) {
     }
 
     private final GenerateParser parser;
@@ -47,6 +48,12 @@ public final class RequestSubmitter {
     private final java.util.function.IntSupplier replyPartitions;
     private final IndexWriter indexWriter;
     private final RequestIds ids;
+    /**
+     * Releases the keys of requests Kafka refused. Off the producer's network thread, which
+     * calls back with the refusal and must not wait on Redis; bounded, since a broker outage
+     * refuses every request at once (a release that does not fit leaves its key, see below).
+     */
+    private final java.util.concurrent.ThreadPoolExecutor releases;
 
     public RequestSubmitter(GenerateParser parser, Producer<String, SpecificRecord> producer, String requestsTopic,
             SubmissionRegistry registry, Duration idempotencyTtl, Duration attachRetention, TenantLimits limits, Clock clock,
@@ -62,10 +69,20 @@ public final class RequestSubmitter {
         this.attachRetention = attachRetention;
         this.limits = limits;
         this.clock = clock;
+        this.releases = new java.util.concurrent.ThreadPoolExecutor(1, 1, 0, java.util.concurrent.TimeUnit.MILLISECONDS,
+                new java.util.concurrent.ArrayBlockingQueue<>(RELEASES_QUEUED), r -> {
+                    Thread t = new Thread(r, "sluice-key-release");
+                    t.setDaemon(true);
+                    return t;
+                });
     }
+
+    /** Releases of refused requests' keys that may wait at once. */
+    static final int RELEASES_QUEUED = 4096;
 
     public void close() {
         indexWriter.close();
+        releases.shutdownNow();
     }
 
     /** Checks everything that can be checked before Kafka; throws the client-facing error. */
@@ -97,6 +114,7 @@ public final class RequestSubmitter {
         request.setTraceId(requestId);
         String key = keyed ? IdempotencyKeys.keyFor(principal.tenant(), requestId, request.getIdempotencyKey(),
                 request.getMetadata()) : null;
+        String registeredKey = null;
         if (keyed) {
             String digest = RequestDigest.of(request);
             Submission first = null;
@@ -117,8 +135,9 @@ public final class RequestSubmitter {
                     log.warn("Request index unavailable; following {} by key", first.requestId());
                 }
                 return new Prepared(first.requestId(), true, first.createdAtMillis(), null, firstPartition,
-                        NOTHING_TO_INDEX);
+                        NOTHING_TO_INDEX, null);
             }
+            registeredKey = first != null ? key : null;
         }
         if (partition >= 0) {
             request.setReplyPartition(partition);
@@ -128,7 +147,7 @@ public final class RequestSubmitter {
         CompletableFuture<Void> indexed = keyed
                 ? indexWriter.write(new SubmissionRegistry.IndexEntry(requestId, principal.tenant(), key, now, partition))
                 : NOTHING_TO_INDEX;
-        return new Prepared(requestId, false, now, request, partition, indexed);
+        return new Prepared(requestId, false, now, request, partition, indexed, registeredKey);
     }
 
     private static void mayGenerate(Principal principal) throws ProtocolError {
@@ -210,7 +229,8 @@ public final class RequestSubmitter {
      * Kafka answers. The caller reports an error; an unkeyed request's callback is handed to
      * Kafka as it is.
      */
-    public void produce(Prepared prepared, Callback acknowledged) {
+    public void produce(Prepared prepared, Callback callback) {
+        Callback acknowledged = prepared.registeredKey() == null ? callback : releasingOnRefusal(prepared, callback);
         CompletableFuture<Void> indexed = prepared.indexed();
         ProducerRecord<String, SpecificRecord> record = new ProducerRecord<>(requestsTopic, prepared.requestId(),
                 prepared.request());
@@ -226,5 +246,36 @@ public final class RequestSubmitter {
                 indexed.whenComplete((ok, indexDown) -> acknowledged.onCompletion(md, null));
             }
         });
+    }
+
+    /**
+     * A request Kafka refused never reaches a worker, but its idempotency key stays registered:
+     * the client's retry with that key, which the retryable error invites, would be answered as a
+     * duplicate of it and wait for a stream that never comes, until the key expires. So the key is
+     * released first, and the refusal reported after, so that the retry finds it free. When the
+     * release cannot run (its queue is full, or Redis does not answer) the key stays, as before.
+     */
+    private Callback releasingOnRefusal(Prepared prepared, Callback callback) {
+        return (md, err) -> {
+            if (err == null) {
+                callback.onCompletion(md, null);
+                return;
+            }
+            try {
+                releases.execute(() -> {
+                    try {
+                        registry.release(prepared.registeredKey(), prepared.requestId());
+                    } catch (RuntimeException redisDown) {
+                        log.warn("Could not release the idempotency key of refused request {}: {}", prepared.requestId(),
+                                redisDown.toString());
+                    } finally {
+                        callback.onCompletion(md, err);
+                    }
+                });
+            } catch (java.util.concurrent.RejectedExecutionException full) {
+                log.warn("Idempotency key of refused request {} not released: too many refusals at once", prepared.requestId());
+                callback.onCompletion(md, err);
+            }
+        };
     }
 }
