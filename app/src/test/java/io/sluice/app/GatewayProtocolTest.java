@@ -463,6 +463,93 @@ class GatewayProtocolTest {
     }
 
     @Test
+    void aDrainingGatewayTakesNoNewRequestOnAnyTransport() throws Exception {
+        Topics t = topics("draining");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 4_000L);
+        Gateway gw = Gateway.start(new GatewayConfig(g));
+        String token = gw.authenticator().mint("u", "acme", List.of("infer"), Duration.ofMinutes(1));
+        java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+        String base = "http://127.0.0.1:" + gw.port() + "/v1/requests";
+        Thread closing = new Thread(() -> {
+            try {
+                gw.close();
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
+        try (WsClient c = WsClient.connect(gw.url(), token)) {
+            // A request that never finishes (no worker runs): the drain waits for it to its timeout.
+            c.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+            String id = c.next(WAIT, "accepted").path("request_id").asText();
+            long before = requestsOnKafka(t);
+            closing.start();
+            long draining = System.nanoTime() + WAIT.toNanos();
+            while (Boolean.TRUE.equals(gw.readiness().report().get("accepting"))) {
+                assertThat(System.nanoTime()).as("draining within %s", WAIT).isLessThan(draining);
+                Thread.sleep(10);
+            }
+            c.send("{\"type\":\"generate\",\"id\":\"late\",\"prompt\":\"hi\"}");
+            JsonNode refused = c.next(WAIT, "a generate while draining");
+            assertThat(refused.path("code").asText()).isEqualTo("overloaded");
+            assertThat(refused.path("message").asText()).contains("shutting down");
+            assertThat(refused.path("retryable").asBoolean()).isTrue();
+            assertThat(refused.path("id").asText()).isEqualTo("late");
+
+            var post = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(base))
+                    .header("Authorization", "Bearer " + token).POST(java.net.http.HttpRequest.BodyPublishers.ofString(
+                            "{\"prompt\":\"hi\"}")).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertThat(post.statusCode()).as("POST while draining").isEqualTo(503);
+            assertThat(post.body()).contains("shutting down");
+            var events = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(base + "/" + id + "/events"))
+                    .header("Authorization", "Bearer " + token).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertThat(events.statusCode()).as("a new event stream while draining").isEqualTo(503);
+            // A status read is still answered.
+            var status = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(base + "/" + id))
+                    .header("Authorization", "Bearer " + token).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertThat(status.statusCode()).isEqualTo(200);
+            assertThat(requestsOnKafka(t)).as("records on the requests topic while draining").isEqualTo(before);
+        } finally {
+            closing.join(WAIT.toMillis());
+        }
+    }
+
+    @Test
+    void anEventStreamWhoseClientWentAwayIsReleasedByTheNextKeepAlive() throws Exception {
+        Topics t = topics("sse-gone");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.PING_INTERVAL_MS, 100L);
+        g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 300L);
+        try (Gateway gw = Gateway.start(new GatewayConfig(g))) {
+            String token = gw.authenticator().mint("u", "acme", List.of("infer"), Duration.ofMinutes(1));
+            String id;
+            try (WsClient c = WsClient.connect(gw.url(), token)) {
+                c.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+                id = c.next(WAIT, "accepted").path("request_id").asText();
+            }
+            // A pending request (no worker runs) followed as events by a client that then vanishes.
+            try (java.net.Socket raw = new java.net.Socket("127.0.0.1", gw.port())) {
+                raw.setSoTimeout(10_000);
+                raw.getOutputStream().write(("GET /v1/requests/" + id + "/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        + "Authorization: Bearer " + token + "\r\n\r\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                java.io.InputStream in = raw.getInputStream();
+                StringBuilder head = new StringBuilder();
+                while (!head.toString().endsWith("\r\n\r\n")) {
+                    head.append((char) in.read());
+                }
+                assertThat(head.toString()).startsWith("HTTP/1.1 200");
+                assertThat(gw.openEventStreams()).isEqualTo(1);
+                raw.setSoLinger(true, 0); // a reset, as from a client that crashed
+            }
+            long released = System.nanoTime() + WAIT.toNanos();
+            while (gw.openEventStreams() > 0) {
+                assertThat(System.nanoTime()).as("event stream released within %s", WAIT).isLessThan(released);
+                Thread.sleep(20);
+            }
+        }
+    }
+
+    @Test
     void idleSocketsArePingedAndOneWhoseClientNeverAnswersIsClosed() throws Exception {
         Topics t = topics("keepalive");
         Map<String, Object> g = config(t);

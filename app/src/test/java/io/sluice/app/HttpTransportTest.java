@@ -139,6 +139,14 @@ class HttpTransportTest {
             assertThat(error.path("message").asText()).as(r.uri().getPath()).startsWith("scope");
         }
         assertThat(get(token, "/v1/requests/nope").statusCode()).isEqualTo(404);
+        for (String last : List.of("-5", "seven")) {
+            // Bounded as a whole: a stream accepted by mistake would never end.
+            HttpResponse<String> r = http.sendAsync(HttpRequest.newBuilder(URI.create(base + "/v1/requests/" + id + "/events"))
+                    .header("Authorization", "Bearer " + token).header("Last-Event-ID", last).build(),
+                    HttpResponse.BodyHandlers.ofString()).get(30, java.util.concurrent.TimeUnit.SECONDS);
+            assertThat(r.statusCode()).as("Last-Event-ID " + last).isEqualTo(400);
+            assertThat(JSON.readTree(r.body()).path("message").asText()).as("Last-Event-ID " + last).startsWith("Last-Event-ID");
+        }
 
         String key = java.util.UUID.randomUUID().toString();
         HttpResponse<String> first = post(token, "{\"prompt\":\"The river\",\"max_tokens\":4,\"idempotency_key\":\"" + key + "\"}");

@@ -297,13 +297,17 @@ public final class Gateway implements AutoCloseable {
     }
 
     /**
-     * Drains, then stops: new handshakes are refused (503), open streams get up to
+     * Drains, then stops: new handshakes, new requests on any transport and new event streams
+     * are refused (503, or {@code overloaded} on a socket), open streams get up to
      * {@code gateway.drain.timeout.ms} to finish, then every socket is closed with 1001 and a
      * reason telling the client to attach on another gateway, and every event stream is ended
      * (its client reconnects with {@code Last-Event-ID}, to any gateway).
      */
     @Override
     public void close() throws Exception {
+        // The transports first, so that once readiness says "not accepting" nothing is taken.
+        submitter.drain();
+        http.drain();
         draining = true;
         long deadline = System.nanoTime() + drainTimeout.toNanos();
         while (System.nanoTime() < deadline && (endpoints.stream().anyMatch(e -> e.followed() > 0) || http.openStreams() > 0)) {

@@ -35,6 +35,8 @@ public final class HttpApi {
     private final TokenRouter router;
     private final int maxBodyBytes;
     private final long outboundBytes;
+    /** Set when the gateway starts to drain: no new event stream from then on. */
+    private volatile boolean draining;
     /** The event streams open now, for the keep-alive. */
     private final java.util.Set<Outbox> streams = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
@@ -61,6 +63,14 @@ public final class HttpApi {
     /** Event streams open now. */
     public int openStreams() {
         return streams.size();
+    }
+
+    /**
+     * Refuses new event streams (503, retryable), as a draining gateway refuses handshakes: each
+     * would be one more stream for the drain to wait for. Status reads are still answered.
+     */
+    public void drain() {
+        draining = true;
     }
 
     /**
@@ -188,8 +198,16 @@ public final class HttpApi {
             try {
                 afterSeq = Integer.parseInt(last.trim());
             } catch (NumberFormatException e) {
-                throw ProtocolError.invalid("Last-Event-ID", "must be the seq of the last event received");
+                afterSeq = Integer.MIN_VALUE;
             }
+            // -1 as attach's after_seq: from the start.
+            if (afterSeq < -1) {
+                throw ProtocolError.invalid("Last-Event-ID", "must be the seq of the last event received (at least -1)");
+            }
+        }
+        if (draining) {
+            throw new ProtocolError(ProtocolError.Code.overloaded, "gateway shutting down; follow the request on another gateway",
+                    true);
         }
         response.setStatus(200);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream;charset=utf-8");
@@ -273,6 +291,7 @@ public final class HttpApi {
         private final Response response;
         private final Callback done;
         private volatile Runnable onEnd = () -> { };
+        private final java.util.concurrent.atomic.AtomicBoolean ended = new java.util.concurrent.atomic.AtomicBoolean();
 
         SseSink(Response response, Callback done) {
             this.response = response;
@@ -283,20 +302,38 @@ public final class HttpApi {
             this.onEnd = r;
         }
 
+        /**
+         * Completes the response once, whichever write ends it: the last one, or any that failed.
+         * A client that went away is found by the next write, often a keep-alive comment; ending
+         * the stream there is what releases its subscription and its place among open streams,
+         * which a shutdown's drain waits for.
+         */
+        private void end(Throwable failure) {
+            if (ended.compareAndSet(false, true)) {
+                if (failure == null) {
+                    done.succeeded();
+                } else {
+                    done.failed(failure);
+                }
+                onEnd.run();
+            }
+        }
+
+        private Callback writing(Runnable written, Consumer<Throwable> failed) {
+            return Callback.from(written, x -> {
+                failed.accept(x);
+                end(x);
+            });
+        }
+
         @Override
         public void send(String frame, Runnable written, Consumer<Throwable> failed) {
             if (END.equals(frame)) {
-                response.write(true, ByteBuffer.allocate(0), Callback.from(() -> {
-                    done.succeeded();
-                    onEnd.run();
-                }, x -> {
-                    done.failed(x);
-                    onEnd.run();
-                }));
+                response.write(true, ByteBuffer.allocate(0), Callback.from(() -> end(null), this::end));
                 return;
             }
             if (COMMENT.equals(frame)) {
-                response.write(false, ByteBuffer.wrap(COMMENT_BYTES), Callback.from(written, failed));
+                response.write(false, ByteBuffer.wrap(COMMENT_BYTES), writing(written, failed));
                 return;
             }
             String event;
@@ -307,19 +344,15 @@ public final class HttpApi {
                 event = (id == null ? "" : "id: " + id + "\n") + "event: " + type + "\ndata: " + frame + "\n\n";
             } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
                 failed.accept(e);
+                end(e);
                 return;
             }
-            response.write(false, ByteBuffer.wrap(event.getBytes(StandardCharsets.UTF_8)), Callback.from(written, x -> {
-                failed.accept(x);
-                done.failed(x);
-                onEnd.run();
-            }));
+            response.write(false, ByteBuffer.wrap(event.getBytes(StandardCharsets.UTF_8)), writing(written, failed));
         }
 
         @Override
         public void closeTooSlow(String reason) {
-            done.failed(new IllegalStateException(reason));
-            onEnd.run();
+            end(new IllegalStateException(reason));
         }
     }
 }

@@ -77,6 +77,18 @@ public final class RequestSubmitter {
                 });
     }
 
+    /** Set when the gateway starts to drain: from then on no new request is taken. */
+    private volatile boolean draining;
+
+    /**
+     * Stops taking new requests, on every transport: a draining gateway lets the streams it
+     * follows finish, and a client that keeps submitting on an open socket would hold the drain
+     * to its timeout.
+     */
+    public void drain() {
+        draining = true;
+    }
+
     /** Releases of refused requests' keys that may wait at once. */
     static final int RELEASES_QUEUED = 4096;
 
@@ -100,6 +112,9 @@ public final class RequestSubmitter {
 
     /** Everything after scope and parsing: rate, id, duplicate detection, the index entry. */
     private Prepared admit(Principal principal, InferenceRequest request) throws ProtocolError {
+        if (draining) {
+            throw new ProtocolError(ProtocolError.Code.overloaded, "gateway shutting down; submit on another gateway", true);
+        }
         java.time.Instant created = clock.instant();
         request.setCreatedAt(created);
         if (!limits.admit(principal.tenant())) {
