@@ -307,12 +307,20 @@ class GatewayProtocolTest {
              WsClient b = WsClient.connect(limited.url(), limited.authenticator().mint("u", "acme", List.of("infer"),
                      Duration.ofMinutes(1)))) {
             a.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
-            assertThat(a.next(WAIT, "accepted").path("type").asText()).isEqualTo("accepted");
+            JsonNode first = a.next(WAIT, "accepted");
+            assertThat(first.path("type").asText()).isEqualTo("accepted");
             a.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
             JsonNode inFlight = a.next(WAIT, "in-flight limit");
             assertThat(inFlight.path("code").asText()).isEqualTo("rate_limited");
             assertThat(inFlight.path("message").asText()).startsWith("in_flight");
             assertThat(inFlight.path("retryable").asBoolean()).isTrue();
+            // An attach would follow one more stream (here the same request again): the same limit.
+            a.send("{\"type\":\"attach\",\"id\":\"att\",\"request_id\":\"" + first.path("request_id").asText()
+                    + "\",\"after_seq\":-1}");
+            JsonNode attachLimited = a.next(WAIT, "in-flight limit on attach");
+            assertThat(attachLimited.path("code").asText()).isEqualTo("rate_limited");
+            assertThat(attachLimited.path("message").asText()).startsWith("in_flight");
+            assertThat(attachLimited.path("id").asText()).isEqualTo("att");
 
             // The tenant's bucket holds 2 per second and socket a spent one: of three more sockets'
             // requests in the same instant, at least one is refused.

@@ -102,9 +102,10 @@ public final class GatewayConfig extends AbstractConfig {
                             + "Origin header is refused with 403. Clients that send no Origin (not browsers) are not affected.")
             .define(MAX_INFLIGHT_PER_SOCKET, Type.INT, 64, Range.between(1, 100_000), Importance.MEDIUM,
                     "Unfinished requests one socket may follow; more are answered with rate_limited.")
-            .define(TENANT_REQUESTS_PER_SECOND, Type.DOUBLE, 200.0, Range.atLeast(0.001), Importance.MEDIUM,
+            .define(TENANT_REQUESTS_PER_SECOND, Type.DOUBLE, 200.0, Range.atLeast(1.0), Importance.MEDIUM,
                     "Requests per second one tenant may submit through this gateway (bursts of one second's worth); "
-                            + "more are answered with rate_limited.")
+                            + "more are answered with rate_limited. At least 1: a second's worth of less than one "
+                            + "request would refuse every request.")
             .define(MAX_CONNECTIONS_PER_TENANT, Type.INT, 10_000, Range.between(1, 10_000_000), Importance.MEDIUM,
                     "Open sockets one tenant may hold on this gateway; more handshakes are refused with 429.")
             .define(DRAIN_TIMEOUT_MS, Type.LONG, 10_000L, Range.atLeast(0), Importance.MEDIUM,

@@ -29,6 +29,15 @@ class GatewayConfigTest {
     }
 
     @Test
+    void aTenantRateThatWouldRefuseEveryRequestIsRefusedAtStart() {
+        assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT,
+                GatewayConfig.TENANT_REQUESTS_PER_SECOND, 0.5)))
+                .isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.TENANT_REQUESTS_PER_SECOND);
+        assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT, GatewayConfig.TENANT_REQUESTS_PER_SECOND, 1.0))
+                .getDouble(GatewayConfig.TENANT_REQUESTS_PER_SECOND)).isEqualTo(1.0);
+    }
+
+    @Test
     void socketBuffersHaveBoundsNamedInTheError() {
         GatewayConfig defaults = new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, JWT));
         assertThat(defaults.getInt(GatewayConfig.SOCKET_READ_BUFFER_BYTES)).isEqualTo(32 * 1024);

@@ -433,6 +433,11 @@ public final class StreamEndpoint implements FrameHandler {
             throw new ProtocolError(ProtocolError.Code.forbidden, "scope: attach needs the infer scope", false);
         }
         GenerateParser.onlyFields(msg, ATTACH_FIELDS);
+        // An attached stream is followed as a submitted one is, and held as long: the same limit.
+        if (followed() >= maxInFlight) {
+            throw new ProtocolError(ProtocolError.Code.rate_limited, "in_flight: this socket already follows " + maxInFlight
+                    + " unfinished requests (gateway.max.inflight.per.socket)", true);
+        }
         JsonNode id = msg.get("request_id");
         if (id == null || !id.isTextual() || id.asText().isEmpty()) {
             throw ProtocolError.invalid("request_id", "required: the request_id to attach to");

@@ -1,7 +1,6 @@
 package io.sluice.ingress.internal;
 
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
 
@@ -13,7 +12,12 @@ public final class TenantLimits {
     private final int maxConnections;
     private final double ratePerSecond;
     private final LongSupplier nanoClock;
-    private final ConcurrentHashMap<String, AtomicInteger> connections = new ConcurrentHashMap<>();
+    /**
+     * Open connections per tenant, changed only inside the map's compute so that a count and its
+     * entry change together: a counter read outside it could be removed by the tenant's last
+     * disconnect and then incremented, off the map, losing that connection's slot.
+     */
+    private final ConcurrentHashMap<String, Integer> connections = new ConcurrentHashMap<>();
     /**
      * Per tenant, the bucket as one number (the generic cell rate algorithm): the time at which
      * the bucket would be full again. A request is admitted when that time lies at most a burst
@@ -36,21 +40,26 @@ public final class TenantLimits {
 
     /** Takes a connection slot for the tenant; false when it has {@code maxConnections} already. */
     public boolean connect(String tenant) {
-        AtomicInteger n = connections.computeIfAbsent(tenant, k -> new AtomicInteger());
-        if (n.incrementAndGet() > maxConnections) {
-            n.decrementAndGet();
-            return false;
-        }
-        return true;
+        boolean[] taken = new boolean[1];
+        connections.compute(tenant, (k, n) -> {
+            int open = n == null ? 0 : n;
+            if (open >= maxConnections) {
+                return n;
+            }
+            taken[0] = true;
+            return open + 1;
+        });
+        return taken[0];
     }
 
+    /** Gives back a slot {@link #connect} took. */
     public void disconnect(String tenant) {
-        connections.computeIfPresent(tenant, (k, n) -> n.decrementAndGet() <= 0 ? null : n);
+        connections.computeIfPresent(tenant, (k, n) -> n <= 1 ? null : n - 1);
     }
 
     public int connections(String tenant) {
-        AtomicInteger n = connections.get(tenant);
-        return n == null ? 0 : n.get();
+        Integer n = connections.get(tenant);
+        return n == null ? 0 : n;
     }
 
     /** Takes one request from the tenant's bucket; false when it is empty. */

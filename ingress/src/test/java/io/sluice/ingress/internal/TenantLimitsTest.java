@@ -67,4 +67,34 @@ class TenantLimitsTest {
         assertThat(limits.connect("a")).isTrue();
         assertThat(limits.connections("a")).isEqualTo(2);
     }
+
+    @Test
+    void connectionsThatComeAndGoAtOnceNeverHoldMoreThanTheCapNorLoseASlot() throws Exception {
+        // Two slots, four threads taking and giving them back: a tenant's last disconnect removes
+        // its entry while another thread's connect is under way, which is where a slot was lost.
+        TenantLimits limits = new TenantLimits(2, 10, nanos::get);
+        java.util.concurrent.atomic.AtomicInteger held = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger mostHeld = new java.util.concurrent.atomic.AtomicInteger();
+        Thread[] threads = new Thread[4];
+        for (int t = 0; t < threads.length; t++) {
+            threads[t] = new Thread(() -> {
+                for (int i = 0; i < 200_000; i++) {
+                    if (limits.connect("a")) {
+                        mostHeld.accumulateAndGet(held.incrementAndGet(), Math::max);
+                        held.decrementAndGet();
+                        limits.disconnect("a");
+                    }
+                }
+            });
+            threads[t].start();
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        assertThat(mostHeld.get()).as("slots held at once").isLessThanOrEqualTo(2);
+        assertThat(limits.connections("a")).as("slots taken once all gave theirs back").isZero();
+        assertThat(limits.connect("a")).isTrue();
+        assertThat(limits.connect("a")).isTrue();
+        assertThat(limits.connect("a")).as("the cap, after the churn").isFalse();
+    }
 }
