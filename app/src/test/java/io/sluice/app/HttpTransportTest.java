@@ -114,6 +114,11 @@ class HttpTransportTest {
         HttpResponse<String> noToken = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/requests"))
                 .POST(HttpRequest.BodyPublishers.ofString("{}")).build(), HttpResponse.BodyHandlers.ofString());
         assertThat(noToken.statusCode()).isEqualTo(401);
+        HttpResponse<String> foreignPage = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/requests"))
+                .header("Authorization", "Bearer " + token).header("Origin", "https://elsewhere.example")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"hi\"}")).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(foreignPage.statusCode()).as("a page of an origin not allowed").isEqualTo(403);
+        assertThat(JSON.readTree(foreignPage.body()).path("message").asText()).startsWith("origin");
         assertThat(JSON.readTree(noToken.body()).path("code").asText()).isEqualTo("unauthorized");
 
         HttpResponse<String> bad = post(token, "{\"prompt\":\"hi\",\"max_tokens\":-3}");

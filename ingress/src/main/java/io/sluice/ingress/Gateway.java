@@ -114,7 +114,8 @@ public final class Gateway implements AutoCloseable {
         java.util.Set<String> origins = java.util.Set.copyOf(config.getList(GatewayConfig.ALLOWED_ORIGINS));
         this.submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
                 attachRetention, limits, clock, router::replyPartition, requestIds);
-        this.http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes);
+        this.http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes,
+                origins);
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
         this.meters = meters != null ? meters : Metrics.create("gateway", id);
         Gauge.builder("sluice.gateway.sockets", endpoints, java.util.Set::size).description("Open WebSocket connections")

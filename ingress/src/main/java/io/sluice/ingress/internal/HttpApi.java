@@ -40,8 +40,12 @@ public final class HttpApi {
     /** The event streams open now, for the keep-alive. */
     private final java.util.Set<Outbox> streams = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
+    /** Browser origins allowed, as for the socket's handshake (gateway.allowed.origins). */
+    private final java.util.Set<String> origins;
+
     public HttpApi(Authenticator authenticator, RequestSubmitter submitter, TokenRouter router, int maxBodyBytes,
-            long outboundBytes) {
+            long outboundBytes, java.util.Set<String> origins) {
+        this.origins = origins;
         this.authenticator = authenticator;
         this.submitter = submitter;
         this.router = router;
@@ -89,6 +93,14 @@ public final class HttpApi {
         String path = Request.getPathInContext(request);
         if (!path.equals(PREFIX) && !path.startsWith(PREFIX + "/")) {
             return false;
+        }
+        // A browser page of another origin is refused here as at the socket's handshake: with a
+        // token in access_token it could otherwise submit and read requests in its user's name.
+        String origin = request.getHeaders().get(HttpHeader.ORIGIN);
+        if (origin != null && !origins.contains(origin)) {
+            error(response, callback, new ProtocolError(ProtocolError.Code.forbidden, "origin: not allowed (" + origin
+                    + "; gateway.allowed.origins)", false));
+            return true;
         }
         Authenticator.Principal principal;
         try {
