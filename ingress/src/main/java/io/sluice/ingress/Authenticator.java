@@ -180,7 +180,13 @@ public final class Authenticator {
             JWTClaimsSet claims = processor.process(token, null);
             String scope = claims.getStringClaim("scope");
             Set<String> scopes = scope == null || scope.isBlank() ? Set.of() : Set.of(scope.trim().split("\\s+"));
-            Principal principal = new Principal(claims.getSubject(), claims.getStringClaim("tenant"), scopes);
+            String tenant = claims.getStringClaim("tenant");
+            // ':' separates the parts of an idempotency key (tenant:k:key, tenant:business_id:op:version):
+            // a tenant holding one could build another tenant's key and see or join its request.
+            if (tenant.isEmpty() || tenant.indexOf(':') >= 0) {
+                throw new Unauthorized("invalid token: tenant must be non-empty and must not contain ':'");
+            }
+            Principal principal = new Principal(claims.getSubject(), tenant, scopes);
             Date nbf = claims.getNotBeforeTime();
             cache.put(token, new Verified.Entry(principal, claims.getExpirationTime().getTime(),
                     nbf == null ? Long.MIN_VALUE : nbf.getTime()));

@@ -91,6 +91,10 @@ class AuthenticatorTest {
                 Map.entry("wrong audience", sign(JWSAlgorithm.HS256, hs, null, claims().audience("other").build())),
                 Map.entry("wrong issuer", sign(JWSAlgorithm.HS256, hs, null, claims().issuer("https://evil.example").build())),
                 Map.entry("no tenant", sign(JWSAlgorithm.HS256, hs, null, claims().claim("tenant", null).build())),
+                Map.entry("empty tenant", sign(JWSAlgorithm.HS256, hs, null, claims().claim("tenant", "").build())),
+                // Its keys could be another tenant's: acme:k with key z and acme with business_id k,
+                // op k, version z are both acme:k:k:z.
+                Map.entry("tenant with a colon", sign(JWSAlgorithm.HS256, hs, null, claims().claim("tenant", "acme:k").build())),
                 Map.entry("no expiry", sign(JWSAlgorithm.HS256, hs, null, claims().expirationTime(null).build())),
                 Map.entry("wrong secret", sign(JWSAlgorithm.HS256, new MACSigner("x".repeat(40).getBytes()), null,
                         claims().build())),
