@@ -308,7 +308,6 @@ public final class Gateway implements AutoCloseable {
     public void close() throws Exception {
         // The transports first, so that once readiness says "not accepting" nothing is taken.
         submitter.drain();
-        http.drain();
         draining = true;
         long deadline = System.nanoTime() + drainTimeout.toNanos();
         while (System.nanoTime() < deadline && (endpoints.stream().anyMatch(e -> e.followed() > 0) || http.openStreams() > 0)) {

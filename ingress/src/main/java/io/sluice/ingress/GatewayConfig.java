@@ -99,7 +99,8 @@ public final class GatewayConfig extends AbstractConfig {
                     "Cancel a socket's unfinished requests when it closes, so no decode runs for a client that left.")
             .define(ALLOWED_ORIGINS, Type.LIST, "", Importance.HIGH,
                     "Origins (scheme://host[:port]) whose browser pages may open sockets or call the HTTP routes; a "
-                            + "handshake or HTTP request with any other Origin header is refused with 403. Clients that send no Origin (not browsers) are not affected.")
+                            + "handshake or HTTP request with any other Origin header is refused with 403. Clients that "
+                            + "send no Origin (not browsers) are not affected.")
             .define(MAX_INFLIGHT_PER_SOCKET, Type.INT, 64, Range.between(1, 100_000), Importance.MEDIUM,
                     "Unfinished requests one socket may follow; more are answered with rate_limited.")
             .define(TENANT_REQUESTS_PER_SECOND, Type.DOUBLE, 200.0, Range.atLeast(1.0), Importance.MEDIUM,

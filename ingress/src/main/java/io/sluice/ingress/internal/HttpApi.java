@@ -35,8 +35,6 @@ public final class HttpApi {
     private final TokenRouter router;
     private final int maxBodyBytes;
     private final long outboundBytes;
-    /** Set when the gateway starts to drain: no new event stream from then on. */
-    private volatile boolean draining;
     /** The event streams open now, for the keep-alive. */
     private final java.util.Set<Outbox> streams = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
@@ -67,14 +65,6 @@ public final class HttpApi {
     /** Event streams open now. */
     public int openStreams() {
         return streams.size();
-    }
-
-    /**
-     * Refuses new event streams (503, retryable), as a draining gateway refuses handshakes: each
-     * would be one more stream for the drain to wait for. Status reads are still answered.
-     */
-    public void drain() {
-        draining = true;
     }
 
     /**
@@ -217,7 +207,9 @@ public final class HttpApi {
                 throw ProtocolError.invalid("Last-Event-ID", "must be the seq of the last event received (at least -1)");
             }
         }
-        if (draining) {
+        // A draining gateway opens no new stream (503, retryable): each would be one more for the
+        // drain to wait for. Status reads are still answered.
+        if (submitter.draining()) {
             throw new ProtocolError(ProtocolError.Code.overloaded, "gateway shutting down; follow the request on another gateway",
                     true);
         }

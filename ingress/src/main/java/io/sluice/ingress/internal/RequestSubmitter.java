@@ -54,6 +54,10 @@ public final class RequestSubmitter {
      * refuses every request at once (a release that does not fit leaves its key, see below).
      */
     private final java.util.concurrent.ThreadPoolExecutor releases;
+    /** Releases of refused requests' keys that may wait at once. */
+    static final int RELEASES_QUEUED = 4096;
+    /** Set when the gateway starts to drain: from then on no new request or stream is taken. */
+    private volatile boolean draining;
 
     public RequestSubmitter(GenerateParser parser, Producer<String, SpecificRecord> producer, String requestsTopic,
             SubmissionRegistry registry, Duration idempotencyTtl, Duration attachRetention, TenantLimits limits, Clock clock,
@@ -77,9 +81,6 @@ public final class RequestSubmitter {
                 });
     }
 
-    /** Set when the gateway starts to drain: from then on no new request is taken. */
-    private volatile boolean draining;
-
     /**
      * Stops taking new requests, on every transport: a draining gateway lets the streams it
      * follows finish, and a client that keeps submitting on an open socket would hold the drain
@@ -89,8 +90,10 @@ public final class RequestSubmitter {
         draining = true;
     }
 
-    /** Releases of refused requests' keys that may wait at once. */
-    static final int RELEASES_QUEUED = 4096;
+    /** Whether {@link #drain} was called: transports open no new stream either. */
+    public boolean draining() {
+        return draining;
+    }
 
     public void close() {
         indexWriter.close();

@@ -378,12 +378,17 @@ public final class StreamEndpoint implements FrameHandler {
         }
     }
 
-    /** Submits the request {@code msg} describes, or {@code parsed} when it was read already. */
-    private void generate(JsonNode msg, InferenceRequest parsed, String clientId) throws ProtocolError {
+    /** The in-flight limit, for every message that adds a stream this socket follows. */
+    private void mayFollowOneMore() throws ProtocolError {
         if (followed() >= maxInFlight) {
             throw new ProtocolError(ProtocolError.Code.rate_limited, "in_flight: this socket already follows " + maxInFlight
                     + " unfinished requests (gateway.max.inflight.per.socket)", true);
         }
+    }
+
+    /** Submits the request {@code msg} describes, or {@code parsed} when it was read already. */
+    private void generate(JsonNode msg, InferenceRequest parsed, String clientId) throws ProtocolError {
+        mayFollowOneMore();
         RequestSubmitter.Prepared prepared = parsed != null ? submitter.prepare(principal, parsed)
                 : submitter.prepare(principal, msg);
         String requestId = prepared.requestId();
@@ -434,10 +439,7 @@ public final class StreamEndpoint implements FrameHandler {
         }
         GenerateParser.onlyFields(msg, ATTACH_FIELDS);
         // An attached stream is followed as a submitted one is, and held as long: the same limit.
-        if (followed() >= maxInFlight) {
-            throw new ProtocolError(ProtocolError.Code.rate_limited, "in_flight: this socket already follows " + maxInFlight
-                    + " unfinished requests (gateway.max.inflight.per.socket)", true);
-        }
+        mayFollowOneMore();
         JsonNode id = msg.get("request_id");
         if (id == null || !id.isTextual() || id.asText().isEmpty()) {
             throw ProtocolError.invalid("request_id", "required: the request_id to attach to");
