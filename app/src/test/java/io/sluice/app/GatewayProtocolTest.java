@@ -110,6 +110,14 @@ class GatewayProtocolTest {
                 Arguments.of("{\"type\":\"cancel\",\"request_id\":\"nope\"}", "not_found", "request_id"),
                 Arguments.of("{\"type\":\"attach\",\"request_id\":\"r\",\"after_seq\":\"x\"}", "invalid_request", "after_seq"),
                 Arguments.of("{\"type\":\"attach\",\"request_id\":\"nope\",\"after_seq\":-1}", "not_found", "request_id"),
+                Arguments.of("{\"type\":\"ping\",\"foo\":1}", "invalid_request", "foo"),
+                Arguments.of("{\"type\":\"cancel\",\"id\":5,\"request_id\":\"r\"}", "invalid_request", "id"),
+                Arguments.of("{\"type\":\"attach\",\"id\":\"" + "i".repeat(257) + "\",\"request_id\":\"r\"}",
+                        "invalid_request", "id"),
+                // One message is one object: text after it is refused, not dropped.
+                Arguments.of("{\"type\":\"generate\",\"prompt\":\"hi\"} {\"type\":\"generate\",\"prompt\":\"hi\"}",
+                        "invalid_request", "message"),
+                Arguments.of("{\"type\":\"generate\",\"prompt\":\"hi\"} x", "invalid_request", "message"),
                 Arguments.of("{\"type\":\"generate\",", "invalid_request", "message"));
     }
 

@@ -177,4 +177,81 @@ class HttpTransportTest {
         assertThat(get(token, "/v1/requests/" + changed).statusCode()).isEqualTo(404);
         assertThat(get(token, "/v1/requests/" + java.util.UUID.randomUUID()).statusCode()).isEqualTo(404);
     }
+
+    /**
+     * Sends a chunked POST over a plain socket (a chunked body has no length to check first) and
+     * reads the answer: its status line, then its body. {@code finish} false leaves the body
+     * without its last chunk, as a client that keeps sending would.
+     */
+    static String[] chunkedPost(String token, byte[] body, boolean finish) throws Exception {
+        try (java.net.Socket s = new java.net.Socket("127.0.0.1", pipeline.gateway.port())) {
+            s.setSoTimeout(20_000);
+            java.io.OutputStream out = s.getOutputStream();
+            out.write(("POST /v1/requests HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token
+                    + "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+            for (int at = 0; at < body.length; at += 4096) {
+                int n = Math.min(4096, body.length - at);
+                out.write((Integer.toHexString(n) + "\r\n").getBytes(StandardCharsets.US_ASCII));
+                out.write(body, at, n);
+                out.write("\r\n".getBytes(StandardCharsets.US_ASCII));
+            }
+            if (finish) {
+                out.write("0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            }
+            out.flush();
+            java.io.DataInputStream in = new java.io.DataInputStream(new java.io.BufferedInputStream(s.getInputStream()));
+            String status = line(in);
+            int length = 0;
+            for (String h = line(in); !h.isEmpty(); h = line(in)) {
+                if (h.regionMatches(true, 0, "Content-Length:", 0, 15)) {
+                    length = Integer.parseInt(h.substring(15).trim());
+                }
+            }
+            byte[] answer = new byte[length];
+            in.readFully(answer);
+            return new String[] {status, new String(answer, StandardCharsets.UTF_8)};
+        }
+    }
+
+    private static String line(java.io.DataInputStream in) throws java.io.IOException {
+        StringBuilder b = new StringBuilder();
+        for (int c = in.read(); c != '\n'; c = in.read()) {
+            if (c < 0) {
+                throw new java.io.EOFException("connection closed after: " + b);
+            }
+            if (c != '\r') {
+                b.append((char) c);
+            }
+        }
+        return b.toString();
+    }
+
+    @Test
+    void aBodyIsBoundedInBytesAsItArrivesEvenWithoutALength() throws Exception {
+        String token = pipeline.token("acme");
+        int max = 65_536; // gateway.max.frame.bytes, its default
+        // A body that never ends is answered once it passes the limit, not read on without end.
+        String[] endless = chunkedPost(token, ("{\"prompt\":\"" + "x".repeat(max)).getBytes(StandardCharsets.UTF_8), false);
+        assertThat(endless[0]).as("a chunked body past the limit, still being sent").contains(" 413 ");
+        JsonNode error = JSON.readTree(endless[1]);
+        assertThat(error.path("code").asText()).isEqualTo("too_large");
+        assertThat(error.path("message").asText()).startsWith("body").contains("gateway.max.frame.bytes");
+
+        // The limit is in bytes, as the socket's: 22,000 three-byte characters are 66,000 bytes.
+        String[] wide = chunkedPost(token, ("{\"prompt\":\"" + "\u20ac".repeat(22_000) + "\"}").getBytes(StandardCharsets.UTF_8),
+                true);
+        assertThat(wide[0]).contains(" 413 ");
+        assertThat(JSON.readTree(wide[1]).path("message").asText()).startsWith("body").contains("gateway.max.frame.bytes");
+
+        // Under the limit, a chunked body is a request as any other.
+        String[] fine = chunkedPost(token, "{\"prompt\":\"The river\",\"max_tokens\":2}".getBytes(StandardCharsets.UTF_8), true);
+        assertThat(fine[0]).contains(" 202 ");
+        assertThat(JSON.readTree(fine[1]).path("request_id").asText()).isNotEmpty();
+
+        // One JSON object and nothing after it: a second object is not quietly dropped.
+        HttpResponse<String> two = post(token, "{\"prompt\":\"a\"}{\"prompt\":\"b\"}");
+        assertThat(two.statusCode()).isEqualTo(400);
+        assertThat(JSON.readTree(two.body()).path("message").asText()).startsWith("body");
+    }
 }

@@ -10,7 +10,13 @@ import io.sluice.schemas.TokenLogprob;
 
 /** Server-to-client frames of the {@code sluice.v1.json} subprotocol. */
 public final class Frames {
-    public static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * Fails on text after the value: a message holding one object and then something else (a
+     * second object, a stray token) is refused whole, not read as its first part, so a client
+     * never takes a request for accepted that was only half read.
+     */
+    public static final ObjectMapper JSON = new ObjectMapper()
+            .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private Frames() {
     }

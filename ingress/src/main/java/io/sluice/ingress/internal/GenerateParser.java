@@ -282,7 +282,7 @@ public final class GenerateParser {
         }
     }
 
-    private static String optionalString(JsonNode msg, String field, int max) throws ProtocolError {
+    static String optionalString(JsonNode msg, String field, int max) throws ProtocolError {
         JsonNode v = msg.get(field);
         if (v == null || v.isNull()) {
             return null;

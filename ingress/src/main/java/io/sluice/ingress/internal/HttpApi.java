@@ -119,44 +119,60 @@ public final class HttpApi {
 
     private void submit(Request request, Response response, Callback callback, Authenticator.Principal principal)
             throws ProtocolError {
-        long length = request.getLength();
-        if (length > maxBodyBytes) {
-            throw new ProtocolError(ProtocolError.Code.too_large, "body: more than " + maxBodyBytes + " bytes", false);
+        if (request.getLength() > maxBodyBytes) {
+            throw tooLarge();
         }
-        Content.Source.asString(request, StandardCharsets.UTF_8, org.eclipse.jetty.util.Promise.from(body -> {
-            try {
-                if (body.length() > maxBodyBytes) {
-                    throw new ProtocolError(ProtocolError.Code.too_large, "body: more than " + maxBodyBytes + " bytes", false);
-                }
-                JsonNode msg;
-                try {
-                    msg = Frames.JSON.readTree(body);
-                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                    throw ProtocolError.invalid("body", "not valid JSON (" + e.getOriginalMessage() + ")");
-                }
-                if (msg == null || !msg.isObject()) {
-                    throw ProtocolError.invalid("body", "must be a JSON object");
-                }
-                ((ObjectNode) msg).put("type", "generate");
-                RequestSubmitter.Prepared prepared = submitter.prepare(principal, msg);
-                ObjectNode accepted = Frames.JSON.createObjectNode().put("request_id", prepared.requestId())
-                        .put("duplicate", prepared.duplicate());
-                if (prepared.duplicate()) {
-                    json(response, callback, 200, accepted.toString());
-                    return;
-                }
-                submitter.produce(prepared).whenComplete((ok, err) -> {
-                    if (err != null) {
-                        error(response, callback, new ProtocolError(ProtocolError.Code.overloaded,
-                                "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true));
-                    } else {
-                        json(response, callback, 202, accepted.toString());
-                    }
-                });
-            } catch (ProtocolError e) {
-                error(response, callback, e);
+        // Read in bytes and bounded: a chunked body has no length to check first, and one read
+        // whole before its size is known would hold any amount of memory. The limit is the
+        // socket's message limit, so both transports take the same requests.
+        Content.Source.asByteArrayAsync(request, maxBodyBytes, org.eclipse.jetty.util.Promise.Invocable.from(
+                // Blocking: preparing a request asks Redis for its idempotency key.
+                org.eclipse.jetty.util.thread.Invocable.InvocationType.BLOCKING,
+                body -> submit(body, response, callback, principal),
+                failure -> error(response, callback, failure instanceof IllegalStateException ? tooLarge()
+                        : ProtocolError.invalid("body", "unreadable: " + failure))));
+    }
+
+    private ProtocolError tooLarge() {
+        return new ProtocolError(ProtocolError.Code.too_large, "body: more than " + maxBodyBytes
+                + " bytes (gateway.max.frame.bytes)", false);
+    }
+
+    private void submit(byte[] body, Response response, Callback callback, Authenticator.Principal principal) {
+        try {
+            if (!Utf8.isValid(body, 0, body.length)) {
+                throw ProtocolError.invalid("body", "not valid UTF-8");
             }
-        }, failure -> error(response, callback, ProtocolError.invalid("body", "unreadable: " + failure))));
+            JsonNode msg;
+            try {
+                msg = Frames.JSON.readTree(body);
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw ProtocolError.invalid("body", "not valid JSON (" + e.getOriginalMessage() + ")");
+            } catch (java.io.IOException cannot) {
+                throw new java.io.UncheckedIOException(cannot); // reading an array does no I/O
+            }
+            if (msg == null || !msg.isObject()) {
+                throw ProtocolError.invalid("body", "must be a JSON object");
+            }
+            ((ObjectNode) msg).put("type", "generate");
+            RequestSubmitter.Prepared prepared = submitter.prepare(principal, msg);
+            ObjectNode accepted = Frames.JSON.createObjectNode().put("request_id", prepared.requestId())
+                    .put("duplicate", prepared.duplicate());
+            if (prepared.duplicate()) {
+                json(response, callback, 200, accepted.toString());
+                return;
+            }
+            submitter.produce(prepared).whenComplete((ok, err) -> {
+                if (err != null) {
+                    error(response, callback, new ProtocolError(ProtocolError.Code.overloaded,
+                            "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true));
+                } else {
+                    json(response, callback, 202, accepted.toString());
+                }
+            });
+        } catch (ProtocolError e) {
+            error(response, callback, e);
+        }
     }
 
     private RequestSubmitter.Found known(String requestId, Authenticator.Principal principal) throws ProtocolError {

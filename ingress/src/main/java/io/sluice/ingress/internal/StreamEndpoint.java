@@ -41,6 +41,7 @@ import org.slf4j.LoggerFactory;
 public final class StreamEndpoint implements FrameHandler {
     private static final Logger log = LoggerFactory.getLogger(StreamEndpoint.class);
 
+    private static final java.util.Set<String> PING_FIELDS = java.util.Set.of("type", "id");
     private static final java.util.Set<String> CANCEL_FIELDS = java.util.Set.of("type", "id", "request_id");
     private static final java.util.Set<String> ATTACH_FIELDS = java.util.Set.of("type", "id", "request_id", "after_seq");
 
@@ -367,7 +368,11 @@ public final class StreamEndpoint implements FrameHandler {
             }
             switch (type.asText()) {
                 case "generate" -> generate(msg, null, clientId);
-                case "ping" -> outbox.offer(Frames.pong());
+                case "ping" -> {
+                    GenerateParser.onlyFields(msg, PING_FIELDS);
+                    GenerateParser.optionalString(msg, "id", GenerateParser.MAX_ID);
+                    outbox.offer(Frames.pong());
+                }
                 case "cancel" -> cancel(msg, clientId);
                 case "attach" -> attach(msg);
                 default -> throw ProtocolError.invalid("type", "unknown message type '" + type.asText()
@@ -438,6 +443,7 @@ public final class StreamEndpoint implements FrameHandler {
             throw new ProtocolError(ProtocolError.Code.forbidden, "scope: attach needs the infer scope", false);
         }
         GenerateParser.onlyFields(msg, ATTACH_FIELDS);
+        GenerateParser.optionalString(msg, "id", GenerateParser.MAX_ID);
         // An attached stream is followed as a submitted one is, and held as long: the same limit.
         mayFollowOneMore();
         JsonNode id = msg.get("request_id");
@@ -469,6 +475,7 @@ public final class StreamEndpoint implements FrameHandler {
             throw ProtocolError.invalid("request_id", "required: the request_id of an accepted request");
         }
         GenerateParser.onlyFields(msg, CANCEL_FIELDS);
+        GenerateParser.optionalString(msg, "id", GenerateParser.MAX_ID);
         // Only requests this socket follows: another tenant's request looks exactly like a missing one.
         if (followed(id.asText()) == null) {
             throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request on this socket", false);

@@ -91,13 +91,23 @@ class GenerateParserTest {
 
     @Test
     void unusualButValidMessagesAreLeftToTheTreePathToo() throws Exception {
-        // A repeated field (the tree keeps the last), repeated metadata keys, text after the object.
+        // A repeated field (the tree keeps the last), repeated metadata keys.
         for (String text : List.of(
                 "{\"type\":\"generate\",\"prompt\":\"a\",\"prompt\":\"b\"}",
-                "{\"type\":\"generate\",\"prompt\":\"p\",\"metadata\":{\"a\":1,\"a\":\"x\"}}",
-                "{\"type\":\"generate\",\"prompt\":\"p\"} {}")) {
+                "{\"type\":\"generate\",\"prompt\":\"p\",\"metadata\":{\"a\":1,\"a\":\"x\"}}")) {
             assertThat(fromBytes(text)).as(text).isNull();
             assertThat(viaTree(text)).as(text).isNotNull();
+        }
+    }
+
+    @Test
+    void textAfterTheObjectIsRefusedOnBothPaths() {
+        // Read as its first object, a message holding two would have its second dropped unseen.
+        for (String text : List.of("{\"type\":\"generate\",\"prompt\":\"p\"} {}",
+                "{\"type\":\"generate\",\"prompt\":\"p\"} x", "{\"type\":\"generate\",\"prompt\":\"p\"}]")) {
+            assertThat(fromBytes(text)).as(text).isNull();
+            assertThatThrownBy(() -> Frames.JSON.readTree(text)).as(text)
+                    .isInstanceOf(com.fasterxml.jackson.core.JsonProcessingException.class);
         }
     }
 
