@@ -449,6 +449,47 @@ class GatewayProtocolTest {
     }
 
     @Test
+    void aTenantsSlotsAreHeldBySocketsAndEventStreamsAndAFailedHandshakeGivesItsSlotBack() throws Exception {
+        Topics t = topics("slots");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.MAX_CONNECTIONS_PER_TENANT, 2);
+        g.put(GatewayConfig.PING_INTERVAL_MS, 200L);
+        try (Gateway gw = Gateway.start(new GatewayConfig(g))) {
+            String tok = gw.authenticator().mint("u", "acme", List.of("infer"), Duration.ofMinutes(1));
+            // Jetty refuses this offer after the token was read and the endpoint made: no socket opens.
+            for (int i = 0; i < 3; i++) {
+                assertThat(Handshake.raw(gw.port(), tok, "permessage-deflate; foo=bar")).contains(" 400 ");
+            }
+            try (WsClient a = WsClient.connect(gw.url(), tok)) {
+                assertThat(a.isOpen()).as("a slot after three failed handshakes").isTrue();
+                // No worker runs here: the request stays pending and its event stream open.
+                a.send("{\"type\":\"generate\",\"prompt\":\"hi\"}");
+                String id = a.next(WAIT, "accepted").path("request_id").asText();
+                var http = java.net.http.HttpClient.newHttpClient();
+                var events = java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + gw.port()
+                        + "/v1/requests/" + id + "/events")).header("Authorization", "Bearer " + tok).build();
+                var stream = http.send(events, java.net.http.HttpResponse.BodyHandlers.ofInputStream());
+                assertThat(stream.statusCode()).isEqualTo(200);
+                // A socket and an event stream: the tenant's two slots.
+                assertThat(Handshake.status(gw.url(), tok, null)).as("a socket past the limit").isEqualTo(429);
+                var refused = http.send(events, java.net.http.HttpResponse.BodyHandlers.ofString());
+                assertThat(refused.statusCode()).as("an event stream past the limit").isEqualTo(429);
+                assertThat(refused.body()).contains("gateway.max.connections.per.tenant");
+                // The stream's client goes away: the next keep-alive finds it, and its slot is free.
+                stream.body().close();
+                long deadline = System.nanoTime() + WAIT.toNanos();
+                while (gw.openEventStreams() > 0) {
+                    assertThat(System.nanoTime()).as("event stream released within %s", WAIT).isLessThan(deadline);
+                    Thread.sleep(20);
+                }
+                try (WsClient b = WsClient.connect(gw.url(), tok)) {
+                    assertThat(b.isOpen()).as("the stream's slot, given back").isTrue();
+                }
+            }
+        }
+    }
+
+    @Test
     void shutdownDrainsThenClosesSocketsTellingClientsToAttachElsewhere() throws Exception {
         Topics t = topics("drain");
         Map<String, Object> g = config(t);

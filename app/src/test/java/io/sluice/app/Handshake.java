@@ -21,4 +21,23 @@ final class Handshake {
             return ((UpgradeException) cause).getResponseStatusCode();
         }
     }
+
+    /**
+     * Sends a handshake by hand, with {@code extensions} offered as they are written, and returns
+     * the answer's status line: the way to offer what a client library would not.
+     */
+    static String raw(int port, String token, String extensions) throws Exception {
+        try (java.net.Socket s = new java.net.Socket("127.0.0.1", port)) {
+            s.setSoTimeout(10_000);
+            byte[] key = new byte[16];
+            new java.util.Random().nextBytes(key);
+            s.getOutputStream().write(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                    + "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+                    + java.util.Base64.getEncoder().encodeToString(key) + "\r\nAuthorization: Bearer " + token
+                    + "\r\nSec-WebSocket-Extensions: " + extensions + "\r\n\r\n")
+                    .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            return new java.io.BufferedReader(new java.io.InputStreamReader(s.getInputStream(),
+                    java.nio.charset.StandardCharsets.US_ASCII)).readLine();
+        }
+    }
 }

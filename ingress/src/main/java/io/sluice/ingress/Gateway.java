@@ -53,6 +53,8 @@ public final class Gateway implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Gateway.class);
     public static final String SUBPROTOCOL = "sluice.v1.json";
     public static final String PATH = "/v1/stream";
+    /** The request attribute holding the endpoint a handshake made, until the socket opens. */
+    private static final String HANDSHAKING = "io.sluice.ingress.endpoint";
 
     private final Server server;
     private final KafkaProducer<String, SpecificRecord> producer;
@@ -114,8 +116,8 @@ public final class Gateway implements AutoCloseable {
         java.util.Set<String> origins = java.util.Set.copyOf(config.getList(GatewayConfig.ALLOWED_ORIGINS));
         this.submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
                 attachRetention, limits, clock, router::replyPartition, requestIds);
-        this.http = new HttpApi(authenticator, submitter, router, config.getInt(GatewayConfig.MAX_FRAME_BYTES), outboundBytes,
-                origins);
+        this.http = new HttpApi(authenticator, submitter, router, limits, config.getInt(GatewayConfig.MAX_FRAME_BYTES),
+                outboundBytes, origins);
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
         this.meters = meters != null ? meters : Metrics.create("gateway", id);
         Gauge.builder("sluice.gateway.sockets", endpoints, java.util.Set::size).description("Open WebSocket connections")
@@ -192,6 +194,7 @@ public final class Gateway implements AutoCloseable {
                         endpoints.remove(closed);
                     }, server.getThreadPool(), maxMessageBytes);
             endpoints.add(endpoint);
+            req.setAttribute(HANDSHAKING, endpoint);
             return endpoint;
         }, (endpoint, req, resp) -> (FrameHandler) endpoint, configuration -> {
             configuration.setIdleTimeout(idleTimeout);
@@ -221,7 +224,35 @@ public final class Gateway implements AutoCloseable {
                 return false;
             }
         });
-        server.setHandler(ws);
+        // Jetty may still refuse the upgrade once the negotiator made the endpoint: with an error
+        // response (an extension offer it cannot take), by throwing, or by failing the request's
+        // callback (the 101 not written). Then the endpoint never opens; its slot is given back here.
+        server.setHandler(new Handler.Wrapper(ws) {
+            @Override
+            public boolean handle(Request request, Response response, Callback callback) throws Exception {
+                Callback upgrade = new Callback.Nested(callback) {
+                    @Override
+                    public void succeeded() {
+                        if (response.getStatus() != 101) {
+                            abandon(request);
+                        }
+                        super.succeeded();
+                    }
+
+                    @Override
+                    public void failed(Throwable x) {
+                        abandon(request);
+                        super.failed(x);
+                    }
+                };
+                try {
+                    return super.handle(request, response, upgrade);
+                } catch (Throwable t) {
+                    abandon(request);
+                    throw t;
+                }
+            }
+        });
         server.setStopTimeout(5000);
         server.start();
         long pingMs = config.getLong(GatewayConfig.PING_INTERVAL_MS);
@@ -247,6 +278,13 @@ public final class Gateway implements AutoCloseable {
         }
         log.info("Gateway {} listening on {}", id, url());
         log.info("Cold start gateway accepting: {} ms", (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    /** Gives back what a handshake's endpoint took, if the handshake made one. */
+    private static void abandon(Request request) {
+        if (request.getAttribute(HANDSHAKING) instanceof StreamEndpoint endpoint) {
+            endpoint.abandon();
+        }
     }
 
     private static void reply(Response response, Callback callback, int status, String type, String body) {

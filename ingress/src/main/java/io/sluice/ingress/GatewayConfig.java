@@ -108,7 +108,8 @@ public final class GatewayConfig extends AbstractConfig {
                             + "more are answered with rate_limited. At least 1: a second's worth of less than one "
                             + "request would refuse every request.")
             .define(MAX_CONNECTIONS_PER_TENANT, Type.INT, 10_000, Range.between(1, 10_000_000), Importance.MEDIUM,
-                    "Open sockets one tenant may hold on this gateway; more handshakes are refused with 429.")
+                    "Open sockets and Server-Sent Event streams one tenant may hold on this gateway, together; "
+                            + "more handshakes and event streams are refused with 429.")
             .define(DRAIN_TIMEOUT_MS, Type.LONG, 10_000L, Range.atLeast(0), Importance.MEDIUM,
                     "On shutdown, how long unfinished streams may run before their sockets are closed (1001, with a "
                             + "reason telling the client to attach elsewhere).")

@@ -41,8 +41,12 @@ public final class HttpApi {
     /** Browser origins allowed, as for the socket's handshake (gateway.allowed.origins). */
     private final java.util.Set<String> origins;
 
-    public HttpApi(Authenticator authenticator, RequestSubmitter submitter, TokenRouter router, int maxBodyBytes,
-            long outboundBytes, java.util.Set<String> origins) {
+    /** An event stream is a connection held open as a socket is: it takes one of the tenant's slots. */
+    private final TenantLimits limits;
+
+    public HttpApi(Authenticator authenticator, RequestSubmitter submitter, TokenRouter router, TenantLimits limits,
+            int maxBodyBytes, long outboundBytes, java.util.Set<String> origins) {
+        this.limits = limits;
         this.origins = origins;
         this.authenticator = authenticator;
         this.submitter = submitter;
@@ -229,6 +233,11 @@ public final class HttpApi {
             throw new ProtocolError(ProtocolError.Code.overloaded, "gateway shutting down; follow the request on another gateway",
                     true);
         }
+        if (!limits.connect(principal.tenant())) {
+            throw new ProtocolError(ProtocolError.Code.rate_limited,
+                    "connections: the tenant has too many open sockets and event streams (gateway.max.connections.per.tenant)",
+                    true);
+        }
         response.setStatus(200);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream;charset=utf-8");
         response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");
@@ -237,6 +246,7 @@ public final class HttpApi {
         Outbox outbox = new Outbox(sink, outboundBytes, request.getComponents().getExecutor());
         Subscription[] sub = new Subscription[1];
         sink.onEnd(() -> {
+            limits.disconnect(principal.tenant());
             streams.remove(outbox);
             if (sub[0] != null) {
                 sub[0].cancel();
@@ -259,6 +269,7 @@ public final class HttpApi {
             }, known.createdAtMillis());
         } catch (java.util.concurrent.RejectedExecutionException busy) {
             streams.remove(outbox);
+            limits.disconnect(principal.tenant());
             throw new ProtocolError(ProtocolError.Code.overloaded, "events: too many replays under way, retry shortly", true);
         }
     }

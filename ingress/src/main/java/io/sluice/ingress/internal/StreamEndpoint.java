@@ -56,6 +56,7 @@ public final class StreamEndpoint implements FrameHandler {
     /** Closed by a draining gateway: its streams are left running for the client to attach to elsewhere. */
     private volatile boolean leaving;
     private final java.util.function.Consumer<StreamEndpoint> onClose;
+    private final java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
     private final TokenRouter router;
     private final long outboundBytes;
     private final Clock clock;
@@ -105,6 +106,25 @@ public final class StreamEndpoint implements FrameHandler {
         this.router = router;
         this.outboundBytes = outboundBytes;
         this.clock = clock;
+    }
+
+    /**
+     * The handshake failed after this endpoint was made for it (an extension Jetty could not
+     * negotiate, or the client gone before its 101 was written): the socket never opens, so
+     * {@link #onClosed} never comes, and the tenant's slot and the gateway's count are given
+     * back here instead. A socket that did open is left to its close.
+     */
+    public void abandon() {
+        if (session == null) {
+            released();
+        }
+    }
+
+    /** Runs {@code onClose} once, from whichever of close and abandon comes. */
+    private void released() {
+        if (released.compareAndSet(false, true)) {
+            onClose.accept(this);
+        }
     }
 
     @Override
@@ -588,7 +608,7 @@ public final class StreamEndpoint implements FrameHandler {
         if (outbox != null) {
             outbox.close();
         }
-        onClose.accept(this);
+        released();
         callback.succeeded();
     }
 
