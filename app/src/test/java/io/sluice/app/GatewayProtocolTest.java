@@ -118,6 +118,9 @@ class GatewayProtocolTest {
                 Arguments.of("{\"type\":\"generate\",\"prompt\":\"hi\"} {\"type\":\"generate\",\"prompt\":\"hi\"}",
                         "invalid_request", "message"),
                 Arguments.of("{\"type\":\"generate\",\"prompt\":\"hi\"} x", "invalid_request", "message"),
+                // ASCII JSON in UTF-16: valid UTF-8, which a JSON reader guessing encodings would take.
+                Arguments.of("{\"type\":\"generate\",\"prompt\":\"hi\"}".replaceAll("(.)", "\0$1"), "invalid_request",
+                        "message"),
                 Arguments.of("{\"type\":\"generate\",", "invalid_request", "message"));
     }
 
@@ -459,6 +462,12 @@ class GatewayProtocolTest {
             // Jetty refuses this offer after the token was read and the endpoint made: no socket opens.
             for (int i = 0; i < 3; i++) {
                 assertThat(Handshake.raw(gw.port(), tok, "permessage-deflate; foo=bar")).contains(" 400 ");
+                // The slot is given back once the 400 is written, which the client may read first.
+                long given = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+                while (gw.openSockets() > 0 && System.nanoTime() < given) {
+                    Thread.sleep(10);
+                }
+                assertThat(gw.openSockets()).as("sockets held after a refused handshake").isZero();
             }
             try (WsClient a = WsClient.connect(gw.url(), tok)) {
                 assertThat(a.isOpen()).as("a slot after three failed handshakes").isTrue();
@@ -571,11 +580,14 @@ class GatewayProtocolTest {
         }
     }
 
-    @Test
-    void anEventStreamWhoseClientWentAwayIsReleasedByTheNextKeepAlive() throws Exception {
+    @ParameterizedTest(name = "gateway.ping.interval.ms={0}")
+    @org.junit.jupiter.params.provider.ValueSource(longs = {100, 0})
+    void anEventStreamWhoseClientWentAwayIsReleasedByTheNextKeepAliveOrJettysNotice(long pingMs) throws Exception {
         Topics t = topics("sse-gone");
         Map<String, Object> g = config(t);
-        g.put(GatewayConfig.PING_INTERVAL_MS, 100L);
+        // With pings off nothing is written to the stream: only the connection's idle timeout finds the client gone.
+        g.put(GatewayConfig.PING_INTERVAL_MS, pingMs);
+        g.put(GatewayConfig.IDLE_TIMEOUT_MS, 1000L);
         g.put(GatewayConfig.DRAIN_TIMEOUT_MS, 300L);
         try (Gateway gw = Gateway.start(new GatewayConfig(g))) {
             String token = gw.authenticator().mint("u", "acme", List.of("infer"), Duration.ofMinutes(1));

@@ -249,6 +249,13 @@ class HttpTransportTest {
         assertThat(fine[0]).contains(" 202 ");
         assertThat(JSON.readTree(fine[1]).path("request_id").asText()).isNotEmpty();
 
+        // UTF-8 only: the same JSON in UTF-16 is refused, not read by a guess at its encoding.
+        HttpResponse<String> utf16 = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/requests"))
+                .header("Authorization", "Bearer " + token).POST(HttpRequest.BodyPublishers.ofByteArray(
+                        "{\"prompt\":\"hi\"}".getBytes(StandardCharsets.UTF_16BE))).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(utf16.statusCode()).isEqualTo(400);
+        assertThat(JSON.readTree(utf16.body()).path("message").asText()).startsWith("body");
+
         // One JSON object and nothing after it: a second object is not quietly dropped.
         HttpResponse<String> two = post(token, "{\"prompt\":\"a\"}{\"prompt\":\"b\"}");
         assertThat(two.statusCode()).isEqualTo(400);

@@ -117,7 +117,7 @@ public final class Gateway implements AutoCloseable {
         this.submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
                 attachRetention, limits, clock, router::replyPartition, requestIds);
         this.http = new HttpApi(authenticator, submitter, router, limits, config.getInt(GatewayConfig.MAX_FRAME_BYTES),
-                outboundBytes, origins);
+                outboundBytes, origins, config.getLong(GatewayConfig.IDLE_TIMEOUT_MS));
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
         this.meters = meters != null ? meters : Metrics.create("gateway", id);
         Gauge.builder("sluice.gateway.sockets", endpoints, java.util.Set::size).description("Open WebSocket connections")
@@ -233,7 +233,9 @@ public final class Gateway implements AutoCloseable {
                 Callback upgrade = new Callback.Nested(callback) {
                     @Override
                     public void succeeded() {
-                        if (response.getStatus() != 101) {
+                        // 101 upgrades HTTP/1.1; an HTTP/2 connect (RFC 8441) is accepted with a 2xx.
+                        int status = response.getStatus();
+                        if (status != 101 && (status < 200 || status > 299)) {
                             abandon(request);
                         }
                         super.succeeded();

@@ -74,7 +74,8 @@ public final class GatewayConfig extends AbstractConfig {
                     "Largest max_tokens a request may ask for.")
             .define(MAX_FRAME_BYTES, Type.INT, 65_536, Range.between(1024, 64 * 1024 * 1024), Importance.MEDIUM,
                     "Largest WebSocket text message accepted from a client, all its fragments together; larger closes the "
-                            + "socket with 1009.")
+                            + "socket with 1009. Also the largest POST /v1/requests body, counted as it arrives; larger "
+                            + "is answered 413.")
             .define(OUTBOUND_QUEUE_BYTES, Type.INT, 4 * 1024 * 1024, Range.atLeast(1024), Importance.MEDIUM,
                     "Bytes queued for one socket before it counts as too slow and is closed.")
             .define(SOCKET_READ_BUFFER_BYTES, Type.INT, 32 * 1024, Range.between(1024, 4 * 1024 * 1024), Importance.LOW,

@@ -44,8 +44,12 @@ public final class HttpApi {
     /** An event stream is a connection held open as a socket is: it takes one of the tenant's slots. */
     private final TenantLimits limits;
 
+    /** An event stream's connection is idle-timed as a socket is (gateway.idle.timeout.ms), not as a plain request. */
+    private final long idleTimeoutMs;
+
     public HttpApi(Authenticator authenticator, RequestSubmitter submitter, TokenRouter router, TenantLimits limits,
-            int maxBodyBytes, long outboundBytes, java.util.Set<String> origins) {
+            int maxBodyBytes, long outboundBytes, java.util.Set<String> origins, long idleTimeoutMs) {
+        this.idleTimeoutMs = idleTimeoutMs;
         this.limits = limits;
         this.origins = origins;
         this.authenticator = authenticator;
@@ -144,8 +148,8 @@ public final class HttpApi {
 
     private void submit(byte[] body, Response response, Callback callback, Authenticator.Principal principal) {
         try {
-            if (!Utf8.isValid(body, 0, body.length)) {
-                throw ProtocolError.invalid("body", "not valid UTF-8");
+            if (!Utf8.isValid(body, 0, body.length) || Utf8.readAsOtherEncoding(body, 0, body.length)) {
+                throw ProtocolError.invalid("body", "not UTF-8 JSON text");
             }
             JsonNode msg;
             try {
@@ -244,18 +248,34 @@ public final class HttpApi {
         SseSink sink = new SseSink(response, callback);
         // Writes on the server's pool, as for sockets: the router's thread only queues.
         Outbox outbox = new Outbox(sink, outboundBytes, request.getComponents().getExecutor());
-        Subscription[] sub = new Subscription[1];
-        sink.onEnd(() -> {
-            limits.disconnect(principal.tenant());
-            streams.remove(outbox);
-            if (sub[0] != null) {
-                sub[0].cancel();
+        // A client gone while nothing is written (pings off, a request waiting its turn) is found
+        // by Jetty at the connection's idle timeout; without this its slot would wait for the
+        // request's next event. With pings on, the keep-alive comments keep a live stream from idling.
+        org.eclipse.jetty.io.EndPoint connection = request.getConnectionMetaData().getConnection().getEndPoint();
+        long plainIdleMs = connection.getIdleTimeout();
+        connection.setIdleTimeout(idleTimeoutMs);
+        // Released once, by whichever comes first: the stream's end (its last write, or any that
+        // failed), Jetty failing the request, or a replay that could not be scheduled.
+        java.util.concurrent.atomic.AtomicReference<Subscription> sub = new java.util.concurrent.atomic.AtomicReference<>();
+        java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
+        Runnable release = () -> {
+            if (released.compareAndSet(false, true)) {
+                connection.setIdleTimeout(plainIdleMs); // the connection may carry plain requests again
+                limits.disconnect(principal.tenant());
+                streams.remove(outbox);
+                outbox.close();
+                Subscription s = sub.get();
+                if (s != null) {
+                    s.cancel();
+                }
             }
-            outbox.close();
-        });
+        };
+        sink.onEnd(release);
+        request.addFailureListener(sink::fail);
         streams.add(outbox);
+        Subscription subscribed;
         try {
-            sub[0] = router.subscribeFromHistory(requestId, known.replyPartition(), afterSeq, new StreamListener() {
+            subscribed = router.subscribeFromHistory(requestId, known.replyPartition(), afterSeq, new StreamListener() {
                 @Override
                 public void onToken(TokenEvent token) {
                     outbox.offerToken(token);
@@ -268,10 +288,21 @@ public final class HttpApi {
                 }
             }, known.createdAtMillis());
         } catch (java.util.concurrent.RejectedExecutionException busy) {
-            streams.remove(outbox);
-            limits.disconnect(principal.tenant());
+            release.run();
+            if (!sink.preempt()) {
+                return; // the stream ended meanwhile, through the sink, which completed the response
+            }
             throw new ProtocolError(ProtocolError.Code.overloaded, "events: too many replays under way, retry shortly", true);
         }
+        sub.set(subscribed);
+        if (released.get()) {
+            subscribed.cancel(); // the stream ended before the subscription was known to it
+            return;
+        }
+        // The status and headers go out now, with a comment: a request that waits its turn would
+        // otherwise leave the client without even a 200 until its first event. Not before the
+        // subscription: a replay refused must still be answered 503.
+        outbox.offer(SseSink.COMMENT);
     }
 
     /** The client's token: the Authorization bearer, or {@code access_token} for browsers that cannot set headers. */
@@ -348,6 +379,19 @@ public final class HttpApi {
                 }
                 onEnd.run();
             }
+        }
+
+        /** Ends the stream over a failure Jetty reported on the request. */
+        void fail(Throwable failure) {
+            end(failure);
+        }
+
+        /**
+         * Marks the stream ended without completing the response, for a caller that answers the
+         * request itself; false when the stream had ended already.
+         */
+        boolean preempt() {
+            return ended.compareAndSet(false, true);
         }
 
         private Callback writing(Runnable written, Consumer<Throwable> failed) {

@@ -357,6 +357,10 @@ public final class StreamEndpoint implements FrameHandler {
             session.close(CloseStatus.BAD_PAYLOAD, "text message is not valid UTF-8", Callback.NOOP);
             return;
         }
+        if (Utf8.readAsOtherEncoding(utf8, offset, length)) {
+            outbox.offer(Frames.error(null, null, ProtocolError.invalid("message", "not valid JSON (a NUL byte)")));
+            return;
+        }
         // The common case, a well-formed generate, is read without a tree; all else takes the tree path.
         InferenceRequest plain = submitter.parser().tryParse(utf8, offset, length, principal.tenant(), principal.subject());
         if (plain != null) {

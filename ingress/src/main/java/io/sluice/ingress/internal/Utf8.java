@@ -33,4 +33,14 @@ final class Utf8 {
         }
         return true;
     }
+
+    /**
+     * Whether Jackson, given these bytes, would read them as UTF-16 or UTF-32: it guesses the
+     * encoding from a NUL among the first two bytes. ASCII JSON in UTF-16 is valid UTF-8 (its
+     * high bytes are NULs), so without this check such a message would be read, where UTF-8
+     * JSON text can hold no NUL byte at all.
+     */
+    static boolean readAsOtherEncoding(byte[] bytes, int offset, int length) {
+        return length > 0 && bytes[offset] == 0 || length > 1 && bytes[offset + 1] == 0;
+    }
 }
