@@ -20,6 +20,8 @@ import java.util.Map;
 public final class Outbox {
     /** Bytes a queued frame costs beyond its text: the JSON around it. */
     static final int FRAME_OVERHEAD = 96;
+    /** Bytes a logprob costs in the frame and in memory, for the token and for each alternative. */
+    static final int LOGPROB_OVERHEAD = 64;
 
     private final FrameSink sink;
     private final long maxBytes;
@@ -69,7 +71,24 @@ public final class Outbox {
             this.first = token;
             this.seqEnd = token.getSeq();
             this.text = new StringBuilder(token.getText());
-            this.bytes = token.getText().length() * 2L + FRAME_OVERHEAD;
+            this.bytes = tokenBytes(token);
+        }
+
+        /**
+         * A token's cost while it waits: its text and the JSON around it, and, when the request
+         * asked for them, its alternatives, each rendered as an object of its own and held as one.
+         * Five of them are three times the rest of the frame; counted as text alone, a socket
+         * could hold several times the bound before any merge began.
+         */
+        static long tokenBytes(TokenEvent token) {
+            long bytes = token.getText().length() * 2L + FRAME_OVERHEAD;
+            if (token.getLogprob() != null) {
+                bytes += LOGPROB_OVERHEAD;
+                for (io.sluice.schemas.TokenLogprob lp : token.getTopLogprobs()) {
+                    bytes += LOGPROB_OVERHEAD + lp.getText().length() * 2L;
+                }
+            }
+            return bytes;
         }
 
         String render() {

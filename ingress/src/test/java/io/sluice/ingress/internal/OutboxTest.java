@@ -116,6 +116,28 @@ class OutboxTest {
     }
 
     @Test
+    void tokensWithTheirAlternativesCountAgainstTheBoundAsTheyAreWritten() {
+        Outbox outbox = new Outbox(stalled, 8_000);
+        long rendered = 0;
+        // One token per request, so none merges: each waits as the frame it will be.
+        for (int i = 0; i < 1_000; i++) {
+            java.util.List<io.sluice.schemas.TokenLogprob> top = new ArrayList<>();
+            for (int k = 0; k < 5; k++) {
+                top.add(io.sluice.schemas.TokenLogprob.newBuilder().setTokenId(1000 + k).setText("alt" + k)
+                        .setLogprob(-1.2345678f * (k + 1)).build());
+            }
+            TokenEvent t = TokenEvent.newBuilder().setRequestId("r" + i).setSeq(0).setTokenId(7).setText("tok ")
+                    .setLogprob(-0.5f).setTopLogprobs(top).setFence(1).setProducedAt(Instant.EPOCH).build();
+            if (!outbox.offerToken(t)) {
+                break;
+            }
+            rendered += Frames.token(t).getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+        }
+        assertThat(closes).as("closed once past the bound").singleElement().asString().startsWith("1008 client too slow");
+        assertThat(rendered).as("bytes of the frames the socket held before it was closed").isLessThanOrEqualTo(8_000);
+    }
+
+    @Test
     void framesOfAClientThatKeepsUpAreNeverMerged() {
         Outbox outbox = new Outbox(stalled, 100_000);
         for (int seq = 0; seq < 50; seq++) {
