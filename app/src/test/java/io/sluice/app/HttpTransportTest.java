@@ -259,6 +259,7 @@ class HttpTransportTest {
         // One JSON object and nothing after it: a second object is not quietly dropped.
         HttpResponse<String> two = post(token, "{\"prompt\":\"a\"}{\"prompt\":\"b\"}");
         assertThat(two.statusCode()).isEqualTo(400);
-        assertThat(JSON.readTree(two.body()).path("message").asText()).startsWith("body");
+        assertThat(JSON.readTree(two.body()).path("message").asText()).startsWith("body")
+                .contains("text after the JSON object");
     }
 }

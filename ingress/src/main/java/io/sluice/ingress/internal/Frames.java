@@ -21,6 +21,15 @@ public final class Frames {
     private Frames() {
     }
 
+    /**
+     * What is wrong with a message Jackson could not read, in the client's terms: its message for
+     * text after the object names Jackson's own setting and binding, which mean nothing to a client.
+     */
+    static String why(com.fasterxml.jackson.core.JsonProcessingException e) {
+        String m = e.getOriginalMessage();
+        return m != null && m.startsWith("Trailing token") ? "text after the JSON object" : m;
+    }
+
     /** Written directly: one is sent per request, and a tree per frame costs more than the request's own encoding. */
     public static String accepted(String clientId, String requestId, boolean duplicate) {
         StringBuilder b = new StringBuilder(96).append("{\"type\":\"accepted\",\"id\":");

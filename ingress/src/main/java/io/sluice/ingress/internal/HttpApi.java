@@ -155,7 +155,7 @@ public final class HttpApi {
             try {
                 msg = Frames.JSON.readTree(body);
             } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                throw ProtocolError.invalid("body", "not valid JSON (" + e.getOriginalMessage() + ")");
+                throw ProtocolError.invalid("body", "not valid JSON (" + Frames.why(e) + ")");
             } catch (java.io.IOException cannot) {
                 throw new java.io.UncheckedIOException(cannot); // reading an array does no I/O
             }

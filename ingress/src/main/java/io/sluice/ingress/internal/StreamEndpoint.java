@@ -376,7 +376,7 @@ public final class StreamEndpoint implements FrameHandler {
             msg = Frames.JSON.readTree(utf8, offset, length);
         } catch (JsonProcessingException e) {
             outbox.offer(Frames.error(null, null, new ProtocolError(ProtocolError.Code.invalid_request,
-                    "message: not valid JSON (" + e.getOriginalMessage() + ")", false)));
+                    "message: not valid JSON (" + Frames.why(e) + ")", false)));
             return;
         } catch (java.io.IOException cannot) {
             throw new java.io.UncheckedIOException(cannot); // reading an array does no I/O
