@@ -174,8 +174,20 @@ public final class RedisProcess implements AutoCloseable {
             if (!process.waitFor(5, TimeUnit.SECONDS)) {
                 process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
             }
+            // The watchdog ends first; redis-server takes a moment more to shut down. Waited for
+            // here, so that a dev run that has exited has left no Redis running, not even briefly.
+            if (s != null) {
+                try {
+                    s.onExit().get(5, TimeUnit.SECONDS);
+                } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException slow) {
+                    s.destroyForcibly();
+                }
+            }
         } catch (InterruptedException e) {
             process.destroyForcibly();
+            if (s != null) {
+                s.destroyForcibly();
+            }
             Thread.currentThread().interrupt();
         }
         try {
