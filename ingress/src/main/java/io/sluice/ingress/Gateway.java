@@ -163,8 +163,8 @@ public final class Gateway implements AutoCloseable {
                 Response.writeError(req, resp, cb, 503, "gateway shutting down");
                 return null;
             }
-            String origin = req.getHeaders().get(HttpHeader.ORIGIN);
-            if (origin != null && !origins.contains(origin)) {
+            String origin = HttpApi.refusedOrigin(req, origins);
+            if (origin != null) {
                 Response.writeError(req, resp, cb, 403, "origin not allowed: " + origin);
                 return null;
             }

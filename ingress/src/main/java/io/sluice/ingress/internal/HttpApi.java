@@ -94,8 +94,8 @@ public final class HttpApi {
         }
         // A browser page of another origin is refused here as at the socket's handshake: with a
         // token in access_token it could otherwise submit and read requests in its user's name.
-        String origin = request.getHeaders().get(HttpHeader.ORIGIN);
-        if (origin != null && !origins.contains(origin)) {
+        String origin = refusedOrigin(request, origins);
+        if (origin != null) {
             error(response, callback, new ProtocolError(ProtocolError.Code.forbidden, "origin: not allowed (" + origin
                     + "; gateway.allowed.origins)", false));
             return true;
@@ -313,6 +313,15 @@ public final class HttpApi {
         }
         Fields query = Request.extractQueryParameters(req);
         return query.getValue("access_token");
+    }
+
+    /**
+     * The request's {@code Origin} when it is not among {@code allowed}, else null (also when the
+     * client sends none: only browsers do). One rule for the handshake and the HTTP routes.
+     */
+    public static String refusedOrigin(Request req, java.util.Set<String> allowed) {
+        String origin = req.getHeaders().get(HttpHeader.ORIGIN);
+        return origin != null && !allowed.contains(origin) ? origin : null;
     }
 
     /** The header a 401 must carry, for the WebSocket handshake and HTTP alike. */

@@ -393,8 +393,7 @@ public final class StreamEndpoint implements FrameHandler {
             switch (type.asText()) {
                 case "generate" -> generate(msg, null, clientId);
                 case "ping" -> {
-                    GenerateParser.onlyFields(msg, PING_FIELDS);
-                    GenerateParser.optionalString(msg, "id", GenerateParser.MAX_ID);
+                    onlyFields(msg, PING_FIELDS);
                     outbox.offer(Frames.pong());
                 }
                 case "cancel" -> cancel(msg, clientId);
@@ -405,6 +404,16 @@ public final class StreamEndpoint implements FrameHandler {
         } catch (ProtocolError e) {
             outbox.offer(Frames.error(clientId, null, e));
         }
+    }
+
+    /**
+     * Refuses a field outside {@code allowed}, and an {@code id} that is not a string of at most
+     * {@link GenerateParser#MAX_ID} characters, as {@code generate} does: the checks every other
+     * message type shares.
+     */
+    private static void onlyFields(JsonNode msg, java.util.Set<String> allowed) throws ProtocolError {
+        GenerateParser.onlyFields(msg, allowed);
+        GenerateParser.optionalString(msg, "id", GenerateParser.MAX_ID);
     }
 
     /** The in-flight limit, for every message that adds a stream this socket follows. */
@@ -466,8 +475,7 @@ public final class StreamEndpoint implements FrameHandler {
         if (!principal.may("infer")) {
             throw new ProtocolError(ProtocolError.Code.forbidden, "scope: attach needs the infer scope", false);
         }
-        GenerateParser.onlyFields(msg, ATTACH_FIELDS);
-        GenerateParser.optionalString(msg, "id", GenerateParser.MAX_ID);
+        onlyFields(msg, ATTACH_FIELDS);
         // An attached stream is followed as a submitted one is, and held as long: the same limit.
         mayFollowOneMore();
         JsonNode id = msg.get("request_id");
@@ -498,8 +506,7 @@ public final class StreamEndpoint implements FrameHandler {
         if (id == null || !id.isTextual() || id.asText().isEmpty()) {
             throw ProtocolError.invalid("request_id", "required: the request_id of an accepted request");
         }
-        GenerateParser.onlyFields(msg, CANCEL_FIELDS);
-        GenerateParser.optionalString(msg, "id", GenerateParser.MAX_ID);
+        onlyFields(msg, CANCEL_FIELDS);
         // Only requests this socket follows: another tenant's request looks exactly like a missing one.
         if (followed(id.asText()) == null) {
             throw new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request on this socket", false);
