@@ -67,6 +67,15 @@ class GatewayProtocolTest {
         return gateway.authenticator().mint("u", tenant, scopes, Duration.ofMinutes(10));
     }
 
+    /** Waits, within {@link #WAIT}, until {@code gw} holds no event stream: each one's client went away. */
+    static void awaitEventStreamsReleased(Gateway gw) throws InterruptedException {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (gw.openEventStreams() > 0) {
+            assertThat(System.nanoTime()).as("event stream released within %s", WAIT).isLessThan(deadline);
+            Thread.sleep(20);
+        }
+    }
+
     static long requestsOnKafka(Topics t) throws Exception {
         try (Admin admin = Admin.create(Map.of("bootstrap.servers", SharedInfra.get().bootstrapServers()))) {
             Map<TopicPartition, OffsetSpec> spec = new HashMap<>();
@@ -486,11 +495,7 @@ class GatewayProtocolTest {
                 assertThat(refused.body()).contains("gateway.max.connections.per.tenant");
                 // The stream's client goes away: the next keep-alive finds it, and its slot is free.
                 stream.body().close();
-                long deadline = System.nanoTime() + WAIT.toNanos();
-                while (gw.openEventStreams() > 0) {
-                    assertThat(System.nanoTime()).as("event stream released within %s", WAIT).isLessThan(deadline);
-                    Thread.sleep(20);
-                }
+                awaitEventStreamsReleased(gw);
                 try (WsClient b = WsClient.connect(gw.url(), tok)) {
                     assertThat(b.isOpen()).as("the stream's slot, given back").isTrue();
                 }
@@ -610,11 +615,7 @@ class GatewayProtocolTest {
                 assertThat(gw.openEventStreams()).isEqualTo(1);
                 raw.setSoLinger(true, 0); // a reset, as from a client that crashed
             }
-            long released = System.nanoTime() + WAIT.toNanos();
-            while (gw.openEventStreams() > 0) {
-                assertThat(System.nanoTime()).as("event stream released within %s", WAIT).isLessThan(released);
-                Thread.sleep(20);
-            }
+            awaitEventStreamsReleased(gw);
         }
     }
 
