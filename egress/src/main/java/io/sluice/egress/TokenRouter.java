@@ -21,10 +21,12 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Supplier;
 import org.apache.avro.specific.SpecificRecord;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
@@ -137,9 +139,27 @@ public final class TokenRouter implements AutoCloseable {
                 t.setDaemon(true);
                 return t;
             });
+    /**
+     * Waits out the backoff of a failed replay before handing it back to {@link #replays}. It
+     * holds at most one task per partition (a partition in backoff stays in {@link #replaying}),
+     * so its queue is bounded by the partition count.
+     */
+    private final ScheduledThreadPoolExecutor replayRetries = new ScheduledThreadPoolExecutor(1, r -> {
+        Thread t = new Thread(r, "sluice-token-replay-retry");
+        t.setDaemon(true);
+        return t;
+    });
+    /** Backoff of a partition's replay after its first failure, doubled per failure up to the maximum. */
+    static final long REPLAY_BACKOFF_INITIAL_MS = 100;
+    static final long REPLAY_BACKOFF_MAX_MS = 5_000;
+    /** Failures in a row of each partition's replay; reset by the first replay that completes. */
+    private final Map<Integer, Integer> replayFailures = new HashMap<>();
+    private final Supplier<KafkaConsumer<String, byte[]>> historyReaderFactory;
 
-    private TokenRouter(String bootstrapServers, Topics topics, String groupId, String clientId) {
+    private TokenRouter(String bootstrapServers, Topics topics, String groupId, String clientId,
+            Supplier<KafkaConsumer<String, byte[]>> historyReaderFactory) {
         this.bootstrapServers = bootstrapServers;
+        this.historyReaderFactory = historyReaderFactory != null ? historyReaderFactory : this::defaultHistoryReader;
         this.topic = topics.tokens();
         // fetch.max.wait.ms stays at Kafka's default (500 ms): with fetch.min.bytes at 1 the broker
         // answers a waiting fetch as soon as a token is appended, so a shorter wait buys no latency;
@@ -169,7 +189,13 @@ public final class TokenRouter implements AutoCloseable {
      * gave it its home partitions, so requests submitted from now on can be routed home.
      */
     public static TokenRouter start(String bootstrapServers, Topics topics, String groupId, String clientId) {
-        TokenRouter router = new TokenRouter(bootstrapServers, topics, groupId, clientId);
+        return start(bootstrapServers, topics, groupId, clientId, null);
+    }
+
+    /** As {@link #start(String, Topics, String, String)}, building the readers of history with {@code historyReaderFactory}. */
+    static TokenRouter start(String bootstrapServers, Topics topics, String groupId, String clientId,
+            Supplier<KafkaConsumer<String, byte[]>> historyReaderFactory) {
+        TokenRouter router = new TokenRouter(bootstrapServers, topics, groupId, clientId, historyReaderFactory);
         router.thread.start();
         try {
             if (!router.assigned.await(30, TimeUnit.SECONDS)) {
@@ -264,6 +290,12 @@ public final class TokenRouter implements AutoCloseable {
      * Replays one partition for every subscription waiting on it, in one read: an attach storm
      * (a gateway's clients all re-attaching at once) costs one pass per partition, not one per
      * client.
+     *
+     * <p>A replay that fails (the broker unreachable past the reader's timeout, say) is not
+     * dropped: its subscriptions still waiting go back to the front of the partition's queue and
+     * the partition is replayed again after a backoff, with whoever joined meanwhile. An attached
+     * client waits for its history as a live stream waits for the broker, instead of forever.
+     * What the failed pass delivered already, the subscription drops as duplicates.
      */
     private void replayPartition(int partition) {
         while (true) {
@@ -276,11 +308,59 @@ public final class TokenRouter implements AutoCloseable {
                 }
                 replaying.add(partition);
             }
-            replay(partition, batch);
+            if (replay(partition, batch)) {
+                synchronized (pendingReplays) {
+                    replayFailures.remove(partition);
+                }
+                continue;
+            }
+            int failures;
+            synchronized (pendingReplays) {
+                List<PendingReplay> again = new ArrayList<>();
+                for (PendingReplay p : batch) {
+                    if (!p.subscription().isDone()) {
+                        again.add(p);
+                    }
+                }
+                List<PendingReplay> joined = pendingReplays.remove(partition);
+                if (joined != null) {
+                    again.addAll(joined);
+                }
+                if (again.isEmpty()) {
+                    replaying.remove(partition);
+                    return;
+                }
+                pendingReplays.put(partition, again);
+                failures = replayFailures.merge(partition, 1, Integer::sum);
+            }
+            // The partition stays in `replaying` through the backoff, so a new subscriber joins the
+            // queue instead of starting a second replay beside the retry.
+            retryReplay(partition, Math.min(REPLAY_BACKOFF_MAX_MS,
+                    REPLAY_BACKOFF_INITIAL_MS << Math.min(failures - 1, 16)));
+            return;
         }
     }
 
-    private void replay(int partition, List<PendingReplay> batch) {
+    private void retryReplay(int partition, long delayMs) {
+        if (!running) {
+            return;
+        }
+        try {
+            replayRetries.schedule(() -> {
+                try {
+                    replays.execute(() -> replayPartition(partition));
+                } catch (RejectedExecutionException full) {
+                    // Too many replays queued right now: wait once more rather than lose these.
+                    retryReplay(partition, REPLAY_BACKOFF_MAX_MS);
+                }
+            }, delayMs, TimeUnit.MILLISECONDS);
+        } catch (RejectedExecutionException closing) {
+            // The router is closing; its subscriptions end with it.
+        }
+    }
+
+    /** Reads {@code batch}'s history of {@code partition}; false when the read failed and should be tried again. */
+    private boolean replay(int partition, List<PendingReplay> batch) {
         TopicPartition tp = new TopicPartition(topic, partition);
         Map<String, List<Subscription>> subs = new HashMap<>();
         long since = Long.MAX_VALUE;
@@ -288,8 +368,9 @@ public final class TokenRouter implements AutoCloseable {
             subs.computeIfAbsent(p.subscription().requestId(), k -> new ArrayList<>()).add(p.subscription());
             since = Math.min(since, p.sinceMillis());
         }
-        KafkaConsumer<String, byte[]> history = historyReader.get();
+        KafkaConsumer<String, byte[]> history = null;
         try {
+            history = historyReader.get();
             history.assign(List.of(tp));
             // Every subscription of the batch was registered before this end offset was read.
             long end = history.endOffsets(List.of(tp)).get(tp);
@@ -298,7 +379,7 @@ public final class TokenRouter implements AutoCloseable {
             // Producer and broker clocks may differ a little: start somewhat before the creation time.
             var start = history.offsetsForTimes(Map.of(tp, Math.max(0, since - 5_000))).get(tp);
             if (start == null) {
-                return;
+                return true;
             }
             history.seek(tp, start.offset());
             while (running && history.position(tp) < end
@@ -319,12 +400,20 @@ public final class TokenRouter implements AutoCloseable {
                     }
                 }
             }
+            return true;
         } catch (RuntimeException e) {
-            log.warn("Replay of partition {} for {} subscriptions failed: {}", partition, batch.size(), e.toString());
+            if (!running) {
+                return true; // closing: a wakeup, nothing to retry
+            }
+            log.warn("Replay of partition {} for {} subscriptions failed, to be tried again: {}", partition,
+                    batch.size(), e.toString());
             // Start the next replay on a fresh reader rather than one in an unknown state.
             historyReader.remove();
-            historyReaders.remove(history);
-            history.close(Duration.ZERO);
+            if (history != null) {
+                historyReaders.remove(history);
+                history.close(Duration.ZERO);
+            }
+            return false;
         }
     }
 
@@ -337,14 +426,18 @@ public final class TokenRouter implements AutoCloseable {
     private final ThreadLocal<KafkaConsumer<String, byte[]>> historyReader = ThreadLocal.withInitial(this::newHistoryReader);
 
     private KafkaConsumer<String, byte[]> newHistoryReader() {
-        KafkaConsumer<String, byte[]> c = new KafkaConsumer<>(Map.of(
+        KafkaConsumer<String, byte[]> c = historyReaderFactory.get();
+        historyReaders.add(c);
+        return c;
+    }
+
+    private KafkaConsumer<String, byte[]> defaultHistoryReader() {
+        return new KafkaConsumer<>(Map.of(
                 ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers,
                 ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
                 ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 2000,
                 ConsumerConfig.CLIENT_ID_CONFIG, "sluice-token-replay"),
                 new StringDeserializer(), new ByteArrayDeserializer());
-        historyReaders.add(c);
-        return c;
     }
 
     /** Registers {@code s} with its request and its partition, as {@link #remove} undoes. */
@@ -566,6 +659,7 @@ public final class TokenRouter implements AutoCloseable {
     @Override
     public void close() {
         running = false;
+        replayRetries.shutdownNow();
         replays.shutdownNow();
         historyReaders.forEach(KafkaConsumer::wakeup);
         home.wakeup();

@@ -13,13 +13,19 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 import org.apache.avro.specific.SpecificRecord;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -139,5 +145,34 @@ class TokenRouterTest {
         assertThat(seen.events).containsExactly("0");
         keep.cancel();
         assertThat(router.activeRequests()).isZero();
+    }
+
+    @Test
+    void aReplayThatFailsIsTriedAgainAndEveryWaitingSubscriptionGetsItsHistory() throws Exception {
+        String bootstrap = SharedInfra.get().bootstrapServers();
+        AtomicInteger built = new AtomicInteger();
+        // The first reader of history talks to a port where no broker listens, so its first call
+        // times out as it does while the broker is unreachable; the readers after it are sound.
+        Supplier<KafkaConsumer<String, byte[]>> readers = () -> new KafkaConsumer<>(Map.of(
+                ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, built.getAndIncrement() == 0 ? "127.0.0.1:1" : bootstrap,
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
+                ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 500),
+                new StringDeserializer(), new ByteArrayDeserializer());
+        String id = "replayed-after-a-failure";
+        token(id, 0, 0);
+        token(id, 0, 1);
+        result(id, 0, 2);
+        try (TokenRouter other = TokenRouter.start(bootstrap, topics, topics.prefix() + "gateways-replay", "replay-test",
+                readers)) {
+            Seen first = new Seen();
+            Seen joined = new Seen();
+            long since = System.currentTimeMillis() - 60_000;
+            other.subscribeFromHistory(id, 0, -1, first, since);
+            // Joins while the first replay is failing or waiting to be tried again.
+            other.subscribeFromHistory(id, 0, 0, joined, since);
+            await(first, "0", "1", "done");
+            await(joined, "1", "done");
+            assertThat(built.get()).as("readers built: the failed one, then a fresh one").isGreaterThanOrEqualTo(2);
+        }
     }
 }
