@@ -31,6 +31,7 @@ import io.sluice.worker.engine.BatchEngine;
 import io.sluice.worker.engine.Generation;
 import io.sluice.worker.engine.GenerationParams;
 import io.sluice.worker.engine.StepSink;
+import io.sluice.worker.engine.TextStreamer;
 import io.sluice.worker.internal.BackoffGate;
 import io.sluice.worker.internal.Circuit;
 import io.sluice.worker.internal.OffsetTracker;
@@ -1023,7 +1024,7 @@ public final class Worker implements AutoCloseable {
                 work.dueNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.max(50, claim.leaseRemainingMs() + 10));
                 waiting.add(work);
             }
-            case DONE, FAILED -> republishOutcome(key, work);
+            case DONE, FAILED -> republishOutcome(key, work, claim.checkpoint());
             case ACQUIRED -> {
                 Active active = new Active(work, key, claim.fence(), claim.requestId(), true);
                 GenerationParams params;
@@ -1110,7 +1111,12 @@ public final class Worker implements AutoCloseable {
         }
     }
 
-    private void republishOutcome(String key, Work work) {
+    /**
+     * Publishes the stored outcome of a finished key again.
+     *
+     * @param checkpoint the key's checkpointed token ids, which the first request's stream carried
+     */
+    private void republishOutcome(String key, Work work, List<Integer> checkpoint) {
         byte[] outcome;
         try {
             outcome = store.outcome(key);
@@ -1125,9 +1131,13 @@ public final class Worker implements AutoCloseable {
         }
         InferenceResult stored = SluiceCodec.get().decode(outcome, InferenceResult.class);
         if (!stored.getRequestId().equals(work.request.getRequestId())) {
-            // A duplicate of a finished key, submitted straight to the topic: it gets the first
-            // request's outcome under its own id, without a second decode.
-            publishResult(work, InferenceResult.newBuilder(stored).setRequestId(work.request.getRequestId()).build());
+            // A duplicate of a finished key under its own id (written straight to the topic, or
+            // accepted by a gateway that could not reach Redis): it gets the first request's
+            // outcome, without a second decode. Its followers wait for seqs 0 to completion_tokens
+            // - 1 before the result, so the stream is published under its id first.
+            InferenceResult copy = InferenceResult.newBuilder(stored).setRequestId(work.request.getRequestId()).build();
+            republishStream(work, copy, checkpoint);
+            publishResult(work, copy);
             return;
         }
         if (stored.getError() != null && "dead_lettered".equals(stored.getError().getCode())) {
@@ -1137,6 +1147,46 @@ public final class Worker implements AutoCloseable {
                     work.request.getRequestId(), work.original, null, work.request, stored.getError(), work.history, null);
         }
         publishResult(work, stored);
+    }
+
+    /**
+     * Publishes {@code result}'s stream under its request id from the checkpointed token ids. The
+     * texts are the tokens' own, cut so that together they are exactly the result's text (a stop
+     * sequence the first stream held back and dropped is dropped here too); what the tokens do
+     * not account for goes on the last one. Logprobs are not checkpointed and are left out.
+     */
+    private void republishStream(Work work, InferenceResult result, List<Integer> checkpoint) {
+        int n = result.getCompletionTokens();
+        if (checkpoint.size() < n) {
+            // Reached without a claim (fail-open through a Redis outage): no token ids to publish.
+            log.warn("Outcome of {} counts {} tokens but {} are checkpointed; publishing the result alone",
+                    result.getRequestId(), n, checkpoint.size());
+            return;
+        }
+        String text = result.getText();
+        TextStreamer streamer = new TextStreamer(model);
+        int at = 0;
+        for (int seq = 0; seq < n; seq++) {
+            String piece = streamer.push(checkpoint.get(seq));
+            String out;
+            if (seq == n - 1) {
+                out = text.substring(at);
+            } else if (text.startsWith(piece, at)) {
+                out = piece;
+            } else {
+                // The piece is not what follows in the text (a held-back stop sequence, a split
+                // character): release only what matches, the rest comes later.
+                int match = 0;
+                while (match < piece.length() && at + match < text.length() && piece.charAt(match) == text.charAt(at + match)) {
+                    match++;
+                }
+                out = piece.substring(0, match);
+            }
+            at += out.length();
+            producer.send(toTokens(work.request, result.getRequestId(), TokenEvent.newBuilder()
+                    .setRequestId(result.getRequestId()).setSeq(seq).setTokenId(checkpoint.get(seq)).setText(out)
+                    .setFence(result.getFence()).setWorkerId(workerId).setProducedAt(clock.instant()).build()));
+        }
     }
 
     private final class Sink implements StepSink {

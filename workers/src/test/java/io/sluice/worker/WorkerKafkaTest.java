@@ -399,4 +399,49 @@ class WorkerKafkaTest {
             }
         }
     }
+
+    @Test
+    void aRepeatOfAFinishedKeyUnderItsOwnIdGetsTheFirstStreamUnderThatIdThenTheOutcomeDecodedOnce() throws Exception {
+        try (KafkaFixture kafka = new KafkaFixture("repeat-key")) {
+            try (Worker worker = Worker.start(new WorkerConfig(kafka.workerProps("w-repeat-key")), model)) {
+                InferenceRequest first = KafkaFixture.request("The river", 12).setIdempotencyKey("order-7").build();
+                kafka.send(first);
+                kafka.readUntil(kafka.topics.tokens(), rs -> results(rs).containsKey(first.getRequestId()), WAIT,
+                        "the first request's result");
+                // The same key under another id, as a producer's resubmit or a gateway that could not reach Redis writes it.
+                InferenceRequest repeat = InferenceRequest.newBuilder(first).setRequestId("repeat-of-" + first.getRequestId())
+                        .setCreatedAt(Instant.now()).build();
+                kafka.send(repeat);
+                var records = kafka.readUntil(kafka.topics.tokens(), rs -> results(rs).containsKey(repeat.getRequestId()),
+                        WAIT, "the repeat's result");
+                InferenceResult original = results(records).get(first.getRequestId()).get(0);
+                assertThat(results(records).get(repeat.getRequestId())).hasSize(1);
+                InferenceResult copy = results(records).get(repeat.getRequestId()).get(0);
+                assertThat(copy.getText()).isEqualTo(original.getText());
+                assertThat(copy.getCompletionTokens()).isEqualTo(original.getCompletionTokens()).isPositive();
+
+                List<TokenEvent> firstStream = new ArrayList<>();
+                List<TokenEvent> repeatStream = new ArrayList<>();
+                int resultAt = -1;
+                for (var r : records) {
+                    if (r.value() instanceof TokenEvent t) {
+                        (t.getRequestId().equals(first.getRequestId()) ? firstStream : repeatStream).add(t);
+                        if (t.getRequestId().equals(repeat.getRequestId())) {
+                            assertThat(resultAt).as("every token of the repeat before its result").isEqualTo(-1);
+                        }
+                    } else if (r.value() instanceof InferenceResult res && res.getRequestId().equals(repeat.getRequestId())) {
+                        resultAt = repeatStream.size();
+                    }
+                }
+                // Seqs 0 to completion_tokens - 1, the first stream's tokens, and together the result's text.
+                assertThat(repeatStream).extracting(TokenEvent::getSeq).containsExactlyElementsOf(
+                        java.util.stream.IntStream.range(0, copy.getCompletionTokens()).boxed().toList());
+                assertThat(repeatStream).extracting(TokenEvent::getTokenId)
+                        .containsExactlyElementsOf(firstStream.stream().map(TokenEvent::getTokenId).toList());
+                assertThat(repeatStream.stream().map(TokenEvent::getText).collect(Collectors.joining()))
+                        .isEqualTo(copy.getText());
+                assertThat(firstStream).as("decoded once").hasSize(original.getCompletionTokens());
+            }
+        }
+    }
 }
