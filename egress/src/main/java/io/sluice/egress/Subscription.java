@@ -9,6 +9,12 @@ import java.util.TreeMap;
  * repeats (a redelivered or re-published seq) and events under a fence older than one already
  * seen are dropped; an early seq waits for the gap before it to fill; the result is delivered once,
  * after the last token.
+ *
+ * <p>Fence 0 is no fence: a worker that decodes without a claim while Redis is down (a fail-open
+ * tier) publishes under it, and so does the outcome it records later. Its events are taken by seq
+ * alone. Dropped as stale after a claimed worker's fence 1, they left the stream waiting for its
+ * next seq and its result forever; a fail-open tier accepts a second decode, not a stream that
+ * never ends.
  */
 public final class Subscription {
     /** Out-of-order events held at most; beyond it the subscription fails rather than grow. */
@@ -61,7 +67,7 @@ public final class Subscription {
     }
 
     synchronized void accept(TokenEvent token) {
-        if (done || token.getFence() < fence || token.getSeq() < nextSeq) {
+        if (done || stale(token.getFence()) || token.getSeq() < nextSeq) {
             return;
         }
         fence = Math.max(fence, token.getFence());
@@ -88,11 +94,15 @@ public final class Subscription {
     }
 
     synchronized void accept(InferenceResult result) {
-        if (done || result.getFence() < fence) {
+        if (done || stale(result.getFence())) {
             return;
         }
         pendingResult = result;
         maybeFinish();
+    }
+
+    private boolean stale(long eventFence) {
+        return eventFence != 0 && eventFence < fence;
     }
 
     private void maybeFinish() {

@@ -69,4 +69,21 @@ class SubscriptionTest {
         s.accept(token(1, 1, "b"));
         assertThat(seen).containsExactly("1:b", "done:2");
     }
+
+    @Test
+    void aClaimlessWorkersEventsUnderFenceZeroContinueAStreamBegunUnderAClaim() {
+        Subscription s = TokenRouterAccess.subscription(listener, -1);
+        s.accept(token(0, 1, "a"));
+        s.accept(token(1, 1, "b"));
+        // The claimed worker died; another decodes the request again without a claim (Redis down).
+        s.accept(token(0, 0, "a"));
+        s.accept(token(1, 0, "b"));
+        s.accept(token(2, 0, "c"));
+        assertThat(seen).containsExactly("0:a", "1:b", "2:c");
+        // Fence 0 does not lower the fence: a zombie under fence 1 after a takeover under 2 is still stale.
+        s.accept(token(3, 2, "d"));
+        s.accept(token(4, 1, "zombie"));
+        s.accept(result(4, 0));
+        assertThat(seen).containsExactly("0:a", "1:b", "2:c", "3:d", "done:4");
+    }
 }
