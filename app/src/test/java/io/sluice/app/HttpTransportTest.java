@@ -259,7 +259,14 @@ class HttpTransportTest {
                 .header("Authorization", "Bearer " + token).POST(HttpRequest.BodyPublishers.ofByteArray(
                         "{\"prompt\":\"hi\"}".getBytes(StandardCharsets.UTF_16BE))).build(), HttpResponse.BodyHandlers.ofString());
         assertThat(utf16.statusCode()).isEqualTo(400);
-        assertThat(JSON.readTree(utf16.body()).path("message").asText()).startsWith("body");
+        // The same words as the socket's answer to the same bytes.
+        assertThat(JSON.readTree(utf16.body()).path("message").asText()).isEqualTo("body: not valid JSON (a NUL byte)");
+        HttpResponse<String> latin1 = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/requests"))
+                .header("Authorization", "Bearer " + token).POST(HttpRequest.BodyPublishers.ofByteArray(
+                        "{\"prompt\":\"caf\u00e9\"}".getBytes(StandardCharsets.ISO_8859_1))).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(latin1.statusCode()).isEqualTo(400);
+        assertThat(JSON.readTree(latin1.body()).path("message").asText()).isEqualTo("body: not valid UTF-8");
 
         // One JSON object and nothing after it: a second object is not quietly dropped.
         HttpResponse<String> two = post(token, "{\"prompt\":\"a\"}{\"prompt\":\"b\"}");

@@ -148,8 +148,12 @@ public final class HttpApi {
 
     private void submit(byte[] body, Response response, Callback callback, Authenticator.Principal principal) {
         try {
-            if (!Utf8.isValid(body, 0, body.length) || Utf8.readAsOtherEncoding(body, 0, body.length)) {
-                throw ProtocolError.invalid("body", "not UTF-8 JSON text");
+            // Worded as the socket words them; a socket closes on invalid UTF-8 (RFC 6455), a body gets a 400.
+            if (!Utf8.isValid(body, 0, body.length)) {
+                throw ProtocolError.invalid("body", "not valid UTF-8");
+            }
+            if (Utf8.readAsOtherEncoding(body, 0, body.length)) {
+                throw ProtocolError.invalid("body", "not valid JSON (a NUL byte)");
             }
             JsonNode msg;
             try {
