@@ -189,17 +189,38 @@ class DuplicateAndAttachTest {
             }
         }
         Set<String> texts = new HashSet<>();
+        int completion = 0;
         for (String id : ids) {
             InferenceResult r = ResultsReader.await(SharedInfra.get().bootstrapServers(), pipeline.topics.results(), id, WAIT);
             assertThat(r.getRequestId()).isEqualTo(id);
             texts.add(r.getText());
+            completion = r.getCompletionTokens();
         }
         assertThat(texts).as("one outcome shared by all three").hasSize(1);
-        int streams = 0;
+        // Each id gets a whole stream (its followers wait for every seq), and all three carry the
+        // same fence and token at every seq: one decode under one claim, published under each id.
+        // A second decode would claim a newer fence.
+        List<Map<Integer, Set<String>>> streams = new ArrayList<>();
+        long deadline = System.nanoTime() + WAIT.toNanos();
         for (String id : ids) {
-            streams += publishedTokens(id).isEmpty() ? 0 : 1;
+            // The results topic is another topic than the tokens: a result read there does not
+            // mean the tokens before it on the tokens topic are readable yet.
+            Map<Integer, Set<String>> published = publishedTokens(id);
+            while (published.size() < completion && System.nanoTime() < deadline) {
+                Thread.sleep(100);
+                published = publishedTokens(id);
+            }
+            Map<Integer, Set<String>> stream = new HashMap<>();
+            published.forEach((seq, triples) -> stream.put(seq, triples.stream()
+                    .map(t -> t.substring(0, t.indexOf('/')) + t.substring(t.lastIndexOf('/')))
+                    .collect(java.util.stream.Collectors.toSet())));
+            streams.add(stream);
         }
-        assertThat(streams).as("token streams decoded for the key").isEqualTo(1);
+        assertThat(streams.get(0)).as("the first stream").isNotEmpty()
+                .allSatisfy((seq, tokens) -> assertThat(tokens).as("seq " + seq).hasSize(1));
+        assertThat(streams.get(0).keySet()).containsExactlyInAnyOrderElementsOf(
+                java.util.stream.IntStream.range(0, completion).boxed().toList());
+        assertThat(streams).as("the streams of the three ids").allSatisfy(s -> assertThat(s).isEqualTo(streams.get(0)));
     }
 
     @Test
