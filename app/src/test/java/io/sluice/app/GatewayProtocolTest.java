@@ -315,6 +315,73 @@ class GatewayProtocolTest {
     }
 
     @Test
+    void aRepeatIsAnsweredOnlyOnceItsFirstRequestIsOnKafkaAndNotAcceptedWhenKafkaRefusesIt() throws Exception {
+        Topics t = topics("unacknowledged");
+        Map<String, Object> g = config(t);
+        g.put(GatewayConfig.MAX_INFLIGHT_PER_SOCKET, 1000); // no worker runs: accepted requests stay open
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", SharedInfra.get().bootstrapServers()))) {
+            // No requests topic: a write waits for it (the producer's max.block.ms, 5 s), then is refused.
+            admin.deleteTopics(List.of(t.requests())).all().get();
+            try (Gateway first = Gateway.start(new GatewayConfig(g));
+                 Gateway second = Gateway.start(new GatewayConfig(g));
+                 WsClient a = WsClient.connect(first.url(), first.authenticator().mint("u", "acme", List.of("infer"),
+                         Duration.ofMinutes(5)));
+                 WsClient b = WsClient.connect(second.url(), second.authenticator().mint("u", "acme", List.of("infer"),
+                         Duration.ofMinutes(5)))) {
+                String token = second.authenticator().mint("u", "acme", List.of("infer"), Duration.ofMinutes(5));
+                java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+
+                // A first request Kafka refuses: its repeats, on another gateway, by socket and by
+                // HTTP, are not told it was accepted; they get a retryable error once it is refused.
+                a.send("{\"type\":\"generate\",\"id\":\"one\",\"prompt\":\"hi\",\"idempotency_key\":\"refused\"}");
+                Thread.sleep(500);
+                b.send("{\"type\":\"generate\",\"id\":\"two\",\"prompt\":\"hi\",\"idempotency_key\":\"refused\"}");
+                var posted = http.sendAsync(java.net.http.HttpRequest.newBuilder(java.net.URI.create(
+                        "http://127.0.0.1:" + second.port() + "/v1/requests")).header("Authorization", "Bearer " + token)
+                        .POST(java.net.http.HttpRequest.BodyPublishers.ofString(
+                                "{\"prompt\":\"hi\",\"idempotency_key\":\"refused\"}")).build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString());
+                JsonNode refused = a.next(WAIT, "the first request's refusal");
+                assertThat(refused.path("code").asText()).as("the first request's answer: %s", refused).isEqualTo("overloaded");
+                JsonNode repeat = b.next(WAIT, "the repeat's answer");
+                assertThat(repeat.path("type").asText()).as("the repeat's answer: %s", repeat).isEqualTo("error");
+                assertThat(repeat.path("id").asText()).isEqualTo("two");
+                assertThat(repeat.path("code").asText()).isEqualTo("overloaded");
+                assertThat(repeat.path("retryable").asBoolean()).isTrue();
+                assertThat(repeat.path("message").asText()).contains("idempotency_key");
+                var postedAnswer = posted.get(30, java.util.concurrent.TimeUnit.SECONDS);
+                assertThat(postedAnswer.statusCode()).as("the repeat by HTTP: %s", postedAnswer.body()).isEqualTo(503);
+                assertThat(postedAnswer.body()).contains("overloaded");
+
+                // A first request Kafka takes late: its repeat waits for it, then follows it.
+                a.send("{\"type\":\"generate\",\"id\":\"one\",\"prompt\":\"hi\",\"idempotency_key\":\"late\"}");
+                Thread.sleep(300);
+                b.send("{\"type\":\"generate\",\"id\":\"two\",\"prompt\":\"hi\",\"idempotency_key\":\"late\"}");
+                assertThat(b.poll(Duration.ofMillis(700))).as("an answer to the repeat before the first is on Kafka").isNull();
+                TopicProvisioner.ensure(admin, t, TopicProvisioner.Layout.singleNode());
+                JsonNode accepted = a.next(WAIT, "the first request's acceptance");
+                assertThat(accepted.path("type").asText()).as("the first request's answer: %s", accepted).isEqualTo("accepted");
+                JsonNode followed = b.next(WAIT, "the repeat's acceptance");
+                assertThat(followed.path("type").asText()).as("the repeat's answer: %s", followed).isEqualTo("accepted");
+                assertThat(followed.path("id").asText()).isEqualTo("two");
+                assertThat(followed.path("duplicate").asBoolean()).isTrue();
+                assertThat(followed.path("request_id").asText()).isEqualTo(accepted.path("request_id").asText());
+
+                // The refused key is free: the client's retry is a new request; and a repeat of an
+                // acknowledged request is answered at once.
+                b.send("{\"type\":\"generate\",\"prompt\":\"hi\",\"idempotency_key\":\"refused\"}");
+                JsonNode retry = b.next(WAIT, "the retry's answer");
+                assertThat(retry.path("type").asText()).as("the retry's answer: %s", retry).isEqualTo("accepted");
+                assertThat(retry.path("duplicate").asBoolean()).isFalse();
+                a.send("{\"type\":\"generate\",\"prompt\":\"hi\",\"idempotency_key\":\"refused\"}");
+                JsonNode again = a.next(WAIT, "a repeat of the retry");
+                assertThat(again.path("duplicate").asBoolean()).as("a repeat of the retry: %s", again).isTrue();
+                assertThat(again.path("request_id").asText()).isEqualTo(retry.path("request_id").asText());
+            }
+        }
+    }
+
+    @Test
     void limitsPerSocketAndPerTenantAnswerRateLimited() throws Exception {
         Topics t = topics("limits");
         Map<String, Object> g = config(t);

@@ -120,6 +120,11 @@ public final class WsClient implements AutoCloseable {
         return pong;
     }
 
+    /** The next frame within {@code timeout}, or null when none came. */
+    JsonNode poll(Duration timeout) throws InterruptedException {
+        return frames.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
     /** The next frame, or an AssertionError naming what was awaited. */
     JsonNode next(Duration timeout, String awaiting) throws InterruptedException {
         JsonNode n = frames.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);

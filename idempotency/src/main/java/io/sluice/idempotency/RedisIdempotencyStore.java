@@ -168,15 +168,41 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
     @Override
     public Submission register(String key, String requestId, String digest, String tenant, long createdAtMillis,
             Duration ttl) {
-        List<?> r = (List<?>) redis.eval(Scripts.REGISTER, List.of(namespace + "sub:{" + key + "}"),
+        List<?> r = (List<?>) redis.eval(Scripts.REGISTER, List.of(submissionKey(key)),
                 List.of(requestId, digest, tenant, String.valueOf(createdAtMillis), String.valueOf(ttl.toMillis())));
         return new Submission("NEW".equals(string(r.get(0))), string(r.get(1)), string(r.get(2)), string(r.get(3)),
-                Long.parseLong(string(r.get(4))), -1);
+                Long.parseLong(string(r.get(4))), -1, "1".equals(string(r.get(5))));
+    }
+
+    @Override
+    public void acknowledgeAll(List<Registration> registrations) {
+        if (registrations.isEmpty()) {
+            return;
+        }
+        try (AbstractPipeline pipeline = redis.pipelined()) {
+            for (Registration r : registrations) {
+                pipeline.eval(Scripts.ACKNOWLEDGE, List.of(submissionKey(r.key())), List.of(r.requestId()));
+            }
+            pipeline.sync();
+        }
+    }
+
+    @Override
+    public Standing standing(String key, String requestId) {
+        List<String> f = redis.hmget(submissionKey(key), "request_id", "acked");
+        if (!requestId.equals(f.get(0))) {
+            return Standing.GONE;
+        }
+        return f.get(1) != null ? Standing.ACKNOWLEDGED : Standing.PENDING;
+    }
+
+    private String submissionKey(String key) {
+        return namespace + "sub:{" + key + "}";
     }
 
     @Override
     public boolean release(String key, String requestId) {
-        return Long.valueOf(1).equals(redis.eval(Scripts.RELEASE, List.of(namespace + "sub:{" + key + "}"), List.of(requestId)));
+        return Long.valueOf(1).equals(redis.eval(Scripts.RELEASE, List.of(submissionKey(key)), List.of(requestId)));
     }
 
     @Override
@@ -261,7 +287,7 @@ public final class RedisIdempotencyStore implements IdempotencyStore, Submission
             return java.util.Optional.empty();
         }
         return java.util.Optional.of(new Submission(false, requestId, "", entry[0], Long.parseLong(entry[1]),
-                Integer.parseInt(entry[2])));
+                Integer.parseInt(entry[2]), false));
     }
 
     private static String string(Object o) {

@@ -9,7 +9,9 @@ package io.sluice.idempotency;
  * @param tenant the first submission's tenant
  * @param createdAtMillis when the first submission was accepted
  * @param replyPartition the tokens partition its events go to, or -1 when they are routed by request id
+ * @param acknowledged whether the first submission's gateway saw Kafka acknowledge it (see
+ *        {@link SubmissionRegistry#acknowledgeAll}); a duplicate is answered only once it did
  */
 public record Submission(boolean isNew, String requestId, String digest, String tenant, long createdAtMillis,
-        int replyPartition) {
+        int replyPartition, boolean acknowledged) {
 }

@@ -18,13 +18,38 @@ public interface SubmissionRegistry extends AutoCloseable {
     Submission register(String key, String requestId, String digest, String tenant, long createdAtMillis, Duration ttl);
 
     /**
-     * Forgets the submission under {@code key} if {@code requestId} made it: for a request Kafka
-     * refused, so that the client's retry with the same key is a new submission, not a duplicate
-     * of a request that never reached a worker.
+     * Forgets the submission under {@code key} if {@code requestId} made it and it is not
+     * {@linkplain #acknowledgeAll acknowledged}: for a request Kafka refused, so that the client's
+     * retry with the same key is a new submission, not a duplicate of a request that never reached
+     * a worker.
      *
-     * @return whether the submission was forgotten (false when another request holds the key)
+     * @return whether the submission was forgotten (false when another request holds the key, or
+     *         Kafka acknowledged this one)
      */
     boolean release(String key, String requestId);
+
+    /** A submission a gateway registered and Kafka then acknowledged. */
+    record Registration(String key, String requestId) {
+    }
+
+    /**
+     * Marks each submission as written to Kafka, in one round trip; a submission whose key another
+     * request now holds, or that expired, is left as it is.
+     */
+    void acknowledgeAll(java.util.List<Registration> registrations);
+
+    /** Where the submission of {@code requestId} under {@code key} stands. */
+    enum Standing {
+        /** Registered; Kafka's answer to its gateway is not known yet. */
+        PENDING,
+        /** Kafka acknowledged it: it will be decoded. */
+        ACKNOWLEDGED,
+        /** The key no longer names it: Kafka refused it and the key was released, or it expired. */
+        GONE
+    }
+
+    /** Where {@code requestId}'s submission under {@code key} stands now. */
+    Standing standing(String key, String requestId);
 
     /** Remembers a request by its id (tenant, idempotency key, start time, reply partition) for {@code ttl}. */
     void index(String requestId, String tenant, String key, long createdAtMillis, int replyPartition, Duration ttl);

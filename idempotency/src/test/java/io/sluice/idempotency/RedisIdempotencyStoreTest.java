@@ -47,6 +47,31 @@ class RedisIdempotencyStoreTest {
     }
 
     @Test
+    void aSubmissionIsMarkedAcknowledgedOnlyWhileItHoldsItsKeyAndThenCannotBeReleased() {
+        String key = key();
+        store.register(key, "r1", "d", "acme", 1L, Duration.ofMinutes(1));
+        assertThat(store.standing(key, "r1")).isEqualTo(SubmissionRegistry.Standing.PENDING);
+        assertThat(store.register(key, "r2", "d", "acme", 2L, Duration.ofMinutes(1)).acknowledged())
+                .as("a repeat before Kafka's acknowledgement").isFalse();
+        store.acknowledgeAll(List.of(new SubmissionRegistry.Registration(key, "r1"),
+                new SubmissionRegistry.Registration(key, "r2")));
+        assertThat(store.standing(key, "r1")).isEqualTo(SubmissionRegistry.Standing.ACKNOWLEDGED);
+        assertThat(store.standing(key, "r2")).as("a request that does not hold the key").isEqualTo(SubmissionRegistry.Standing.GONE);
+        Submission repeat = store.register(key, "r3", "d", "acme", 3L, Duration.ofMinutes(1));
+        assertThat(repeat.acknowledged()).isTrue();
+        assertThat(repeat.requestId()).isEqualTo("r1");
+        // A request known to be on Kafka keeps its key: a repeat that gives up waiting cannot drop it.
+        assertThat(store.release(key, "r1")).isFalse();
+        assertThat(store.standing(key, "r1")).isEqualTo(SubmissionRegistry.Standing.ACKNOWLEDGED);
+
+        // A mark for a key that expired, or was never registered, creates nothing.
+        String gone = key();
+        store.acknowledgeAll(List.of(new SubmissionRegistry.Registration(gone, "r9")));
+        assertThat(store.standing(gone, "r9")).isEqualTo(SubmissionRegistry.Standing.GONE);
+        assertThat(store.register(gone, "r10", "d", "acme", 4L, Duration.ofMinutes(1)).isNew()).isTrue();
+    }
+
+    @Test
     void firstClaimAcquiresWithFenceOneAndASecondClaimantIsBusy() {
         String key = key();
         Claim first = store.claim(key, "r1", "w1", Duration.ofSeconds(30));

@@ -83,6 +83,7 @@ public final class Gateway implements AutoCloseable {
         String bootstrap = config.getString(CommonConfig.BOOTSTRAP_SERVERS);
         this.authenticator = config.authenticator();
         RequestIds requestIds = new RequestIds(config.requestIdKey(), config.previousRequestIdKeys());
+        Duration deliveryTimeout = Duration.ofMillis(config.getLong(GatewayConfig.KAFKA_DELIVERY_TIMEOUT_MS));
         this.producer = new KafkaProducer<>(Map.of(
                 ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ProducerConfig.ACKS_CONFIG, "all",
@@ -97,8 +98,9 @@ public final class Gateway implements AutoCloseable {
                 // in bench accept), for 64 KiB per partition of the producer's 32 MiB.
                 ProducerConfig.BATCH_SIZE_CONFIG, 65536,
                 ProducerConfig.MAX_BLOCK_MS_CONFIG, 5000,
-                ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000,
-                ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 30_000,
+                // Kafka requires delivery.timeout.ms >= linger.ms + request.timeout.ms.
+                ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, (int) Math.min(10_000, deliveryTimeout.toMillis() - 5),
+                ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, (int) deliveryTimeout.toMillis(),
                 ProducerConfig.CLIENT_ID_CONFIG, "sluice-gateway-" + id),
                 new StringSerializer(), AvroSerde.serializer());
         this.router = TokenRouter.start(bootstrap, topics, topics.prefix() + "gateways", "sluice-gateway-router-" + id);
@@ -115,7 +117,7 @@ public final class Gateway implements AutoCloseable {
         int maxInFlight = config.getInt(GatewayConfig.MAX_INFLIGHT_PER_SOCKET);
         java.util.Set<String> origins = java.util.Set.copyOf(config.getList(GatewayConfig.ALLOWED_ORIGINS));
         this.submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
-                attachRetention, limits, clock, router::replyPartition, requestIds);
+                attachRetention, deliveryTimeout, limits, clock, router::replyPartition, requestIds);
         this.http = new HttpApi(authenticator, submitter, router, limits, config.getInt(GatewayConfig.MAX_FRAME_BYTES),
                 outboundBytes, origins, config.getLong(GatewayConfig.IDLE_TIMEOUT_MS));
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));

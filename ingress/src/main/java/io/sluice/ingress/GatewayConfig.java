@@ -31,6 +31,7 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String PING_INTERVAL_MS = "gateway.ping.interval.ms";
     public static final String CANCEL_ON_DISCONNECT = "gateway.cancel.on.disconnect";
     public static final String IDEMPOTENCY_TTL_MS = "gateway.idempotency.ttl.ms";
+    public static final String KAFKA_DELIVERY_TIMEOUT_MS = "gateway.kafka.delivery.timeout.ms";
     public static final String ALLOWED_ORIGINS = "gateway.allowed.origins";
     public static final String MAX_INFLIGHT_PER_SOCKET = "gateway.max.inflight.per.socket";
     public static final String TENANT_REQUESTS_PER_SECOND = "gateway.tenant.requests.per.second";
@@ -126,6 +127,10 @@ public final class GatewayConfig extends AbstractConfig {
                     "PEM file of the CA certificates that client certificates must chain to.")
             .define(IDEMPOTENCY_TTL_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "How long an idempotency key is remembered: a repeated submit within it gets the first request.")
+            .define(KAFKA_DELIVERY_TIMEOUT_MS, Type.LONG, 30_000L, Range.between(1000, 600_000), Importance.LOW,
+                    "How long Kafka may take to acknowledge a request (the producer's delivery.timeout.ms) before the "
+                            + "client gets overloaded; a repeat of a key whose first request got no answer this long "
+                            + "(plus 5 s) after its start gives the key up.")
             .define(ATTACH_RETENTION_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "How long after its start a request can be attached to (keep it within the tokens topic's retention).")
             .define(REQUEST_ID_SECRET, Type.PASSWORD, null, secretOfAtLeast32("a request id secret"), Importance.HIGH,

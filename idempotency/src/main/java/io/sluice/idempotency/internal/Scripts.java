@@ -13,6 +13,7 @@ public final class Scripts {
     public static final String COMPLETE = load("complete.lua");
     public static final String REGISTER = load("register.lua");
     public static final String RELEASE = load("release.lua");
+    public static final String ACKNOWLEDGE = load("acknowledge.lua");
     public static final String RECONCILE = load("reconcile.lua");
 
     private Scripts() {

@@ -171,7 +171,15 @@ public final class HttpApi {
             ObjectNode accepted = Frames.JSON.createObjectNode().put("request_id", prepared.requestId())
                     .put("duplicate", prepared.duplicate());
             if (prepared.duplicate()) {
-                json(response, callback, 200, accepted.toString());
+                // As on a socket: answered once the first request is on Kafka.
+                java.util.concurrent.CompletableFuture<Void> written = submitter.firstWritten(prepared);
+                written.whenComplete((ok, err) -> {
+                    if (err != null) {
+                        error(response, callback, RequestSubmitter.protocolError(written));
+                    } else {
+                        json(response, callback, 200, accepted.toString());
+                    }
+                });
                 return;
             }
             submitter.produce(prepared).whenComplete((ok, err) -> {

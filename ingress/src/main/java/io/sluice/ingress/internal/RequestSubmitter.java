@@ -31,7 +31,9 @@ public final class RequestSubmitter {
     /**
      * A validated submission. For a duplicate, {@code requestId} is the first request's and
      * nothing is to be produced. {@code registeredKey} is the idempotency key this request
-     * registered, to be released if Kafka refuses it; null when it registered none.
+     * registered, to be released if Kafka refuses it, or, for a duplicate, the key whose first
+     * request Kafka had not acknowledged yet when it came (see {@link #firstWritten}); null
+     * otherwise.
      */
     public record Prepared(String requestId, boolean duplicate, long createdAtMillis, InferenceRequest request,
             int replyPartition, CompletableFuture<Void> indexed, String registeredKey) {
@@ -48,6 +50,14 @@ public final class RequestSubmitter {
     private final java.util.function.IntSupplier replyPartitions;
     private final IndexWriter indexWriter;
     private final RequestIds ids;
+    private final FirstWrites firstWrites;
+    /**
+     * Marks keyed requests acknowledged in the registry, off the producer's network thread and in
+     * batches; a mark that does not fit is dropped (logged): a duplicate of that request then
+     * waits until {@link FirstWrites} gives it up, and the client's retry is decoded once all the same.
+     */
+    private final Batches<SubmissionRegistry.Registration> acknowledgements;
+    static final int ACKNOWLEDGEMENTS_QUEUED = 16_384;
     /**
      * Releases the keys of requests Kafka refused. Off the producer's network thread, which
      * calls back with the refusal and must not wait on Redis; bounded, since a broker outage
@@ -60,9 +70,19 @@ public final class RequestSubmitter {
     private volatile boolean draining;
 
     public RequestSubmitter(GenerateParser parser, Producer<String, SpecificRecord> producer, String requestsTopic,
-            SubmissionRegistry registry, Duration idempotencyTtl, Duration attachRetention, TenantLimits limits, Clock clock,
-            java.util.function.IntSupplier replyPartitions, RequestIds ids) {
+            SubmissionRegistry registry, Duration idempotencyTtl, Duration attachRetention, Duration kafkaDeliveryTimeout,
+            TenantLimits limits, Clock clock, java.util.function.IntSupplier replyPartitions, RequestIds ids) {
         this.ids = ids;
+        // The first request's gateway learns Kafka's answer within the delivery timeout of its
+        // start; the margin covers the acknowledgement's own way to Redis and clocks apart.
+        this.firstWrites = new FirstWrites(registry, clock, kafkaDeliveryTimeout.plusSeconds(5));
+        this.acknowledgements = new Batches<>("sluice-key-acknowledge", ACKNOWLEDGEMENTS_QUEUED, 512, batch -> {
+            try {
+                registry.acknowledgeAll(batch);
+            } catch (RuntimeException redisDown) {
+                log.warn("Could not mark {} keyed requests acknowledged: {}", batch.size(), redisDown.toString());
+            }
+        });
         this.replyPartitions = replyPartitions;
         this.indexWriter = new IndexWriter(registry, attachRetention);
         this.parser = parser;
@@ -97,6 +117,8 @@ public final class RequestSubmitter {
 
     public void close() {
         indexWriter.close();
+        acknowledgements.close();
+        firstWrites.close();
         releases.shutdownNow();
     }
 
@@ -153,7 +175,7 @@ public final class RequestSubmitter {
                     log.warn("Request index unavailable; following {} by key", first.requestId());
                 }
                 return new Prepared(first.requestId(), true, first.createdAtMillis(), null, firstPartition,
-                        NOTHING_TO_INDEX, null);
+                        NOTHING_TO_INDEX, first.acknowledged() ? null : key);
             }
             registeredKey = first != null ? key : null;
         }
@@ -222,6 +244,35 @@ public final class RequestSubmitter {
     }
 
     /**
+     * For a duplicate: completes once the first request is known to be on Kafka, at once when it
+     * was at submit; fails with the client-facing error ({@code overloaded}, retryable) when Kafka
+     * refused it or its gateway never told. The duplicate's {@code accepted} waits for this, as a
+     * new request's waits for Kafka.
+     */
+    public CompletableFuture<Void> firstWritten(Prepared duplicate) {
+        if (!duplicate.duplicate() || duplicate.registeredKey() == null) {
+            return NOTHING_TO_INDEX;
+        }
+        return firstWrites.await(duplicate.registeredKey(), duplicate.requestId(), duplicate.createdAtMillis());
+    }
+
+    /** The client-facing error a failed {@link #firstWritten} carries. */
+    public static ProtocolError protocolError(CompletableFuture<Void> failed) {
+        try {
+            failed.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            if (e.getCause() instanceof ProtocolError p) {
+                return p;
+            }
+            log.warn("Repeat not answered", e.getCause());
+        } catch (java.util.concurrent.CancellationException e) {
+            // answered below
+        }
+        return new ProtocolError(ProtocolError.Code.overloaded, "idempotency_key: the first request with this key "
+                + "cannot be looked up; retry", true);
+    }
+
+    /**
      * Writes a new request; completes when Kafka acknowledged it (acks=all) and, for a keyed
      * request, the request index has it (so a status call right after the accepted frame finds its
      * outcome), or with Kafka's error. An index entry Redis could not take only costs that status
@@ -248,7 +299,7 @@ public final class RequestSubmitter {
      * Kafka as it is.
      */
     public void produce(Prepared prepared, Callback callback) {
-        Callback acknowledged = prepared.registeredKey() == null ? callback : releasingOnRefusal(prepared, callback);
+        Callback acknowledged = prepared.registeredKey() == null ? callback : settlingTheKey(prepared, callback);
         CompletableFuture<Void> indexed = prepared.indexed();
         ProducerRecord<String, SpecificRecord> record = new ProducerRecord<>(requestsTopic, prepared.requestId(),
                 prepared.request());
@@ -267,15 +318,23 @@ public final class RequestSubmitter {
     }
 
     /**
-     * A request Kafka refused never reaches a worker, but its idempotency key stays registered:
+     * A request Kafka acknowledged is marked so in the registry, which is what lets its duplicates
+     * (on any gateway) be answered {@code accepted}.
+     *
+     * <p>A request Kafka refused never reaches a worker, but its idempotency key stays registered:
      * the client's retry with that key, which the retryable error invites, would be answered as a
      * duplicate of it and wait for a stream that never comes, until the key expires. So the key is
      * released first, and the refusal reported after, so that the retry finds it free. When the
      * release cannot run (its queue is full, or Redis does not answer) the key stays, as before.
      */
-    private Callback releasingOnRefusal(Prepared prepared, Callback callback) {
+    private Callback settlingTheKey(Prepared prepared, Callback callback) {
         return (md, err) -> {
             if (err == null) {
+                if (!acknowledgements.offer(new SubmissionRegistry.Registration(prepared.registeredKey(),
+                        prepared.requestId()))) {
+                    log.warn("Request {} not marked acknowledged: too many at once; its repeats wait for it to be given up",
+                            prepared.requestId());
+                }
                 callback.onCompletion(md, null);
                 return;
             }

@@ -431,8 +431,9 @@ public final class StreamEndpoint implements FrameHandler {
                 : submitter.prepare(principal, msg);
         String requestId = prepared.requestId();
         if (prepared.duplicate()) {
+            // Its accepted frame waits, as a new request's does, until the first request is on Kafka.
             follow(requestId, prepared.replyPartition(), -1, prepared.createdAtMillis(),
-                    Frames.acceptedUtf8(clientId, requestId, true));
+                    Frames.acceptedUtf8(clientId, requestId, true), submitter.firstWritten(prepared), clientId);
             return;
         }
         // Subscribe before producing so no event of this request can pass unseen; hold events until
@@ -447,9 +448,16 @@ public final class StreamEndpoint implements FrameHandler {
         submitter.produce(prepared, stream);
     }
 
-    /** Streams a request that already exists, from its history on, after {@code firstFrame} (if any). */
-    private void follow(String requestId, int replyPartition, int afterSeq, long sinceMillis, byte[] firstFrame)
-            throws ProtocolError {
+    /**
+     * Streams a request that already exists, from its history on, after {@code firstFrame} (if
+     * any), which goes out once {@code firstWritten} completes; if that fails, the client with
+     * {@code clientId} gets its error instead and the stream is dropped.
+     */
+    private void follow(String requestId, int replyPartition, int afterSeq, long sinceMillis, byte[] firstFrame,
+            java.util.concurrent.CompletableFuture<Void> firstWritten, String clientId) throws ProtocolError {
+        if (firstWritten != null && firstWritten.isCompletedExceptionally()) {
+            throw RequestSubmitter.protocolError(firstWritten);
+        }
         PendingStream stream = new PendingStream(requestId);
         if (firstFrame == null) {
             stream.accept(null);
@@ -466,9 +474,22 @@ public final class StreamEndpoint implements FrameHandler {
             unlink(previous);
             previous.subscription.cancel();
         }
-        if (firstFrame != null) {
-            stream.accept(firstFrame);
+        if (firstFrame == null) {
+            return;
         }
+        if (firstWritten.isDone()) {
+            stream.accept(firstFrame);
+            return;
+        }
+        firstWritten.whenComplete((ok, err) -> {
+            if (err == null) {
+                stream.accept(firstFrame);
+            } else {
+                stream.subscription.cancel();
+                unlink(stream);
+                outbox.offer(Frames.error(clientId, null, RequestSubmitter.protocolError(firstWritten)));
+            }
+        });
     }
 
     private void attach(JsonNode msg) throws ProtocolError {
@@ -493,7 +514,7 @@ public final class StreamEndpoint implements FrameHandler {
         // Another tenant's request looks exactly like one that does not exist.
         RequestSubmitter.Found known = submitter.find(id.asText(), principal.tenant())
                 .orElseThrow(() -> new ProtocolError(ProtocolError.Code.not_found, "request_id: no such request", false));
-        follow(id.asText(), known.replyPartition(), afterSeq, known.createdAtMillis(), null);
+        follow(id.asText(), known.replyPartition(), afterSeq, known.createdAtMillis(), null, null, null);
     }
 
     private void cancel(JsonNode msg, String clientId) throws ProtocolError {

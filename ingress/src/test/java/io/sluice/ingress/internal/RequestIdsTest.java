@@ -158,7 +158,7 @@ class RequestIdsTest {
         // which is what keeps attach and status working while Redis is down.
         MutableClock clock = new MutableClock(Instant.parse("2026-11-22T10:00:00Z"));
         RequestSubmitter submitter = new RequestSubmitter(new GenerateParser(1000, 100), null, "requests", null,
-                Duration.ofHours(1), Duration.ofMinutes(10), new TenantLimits(10, 100, System::nanoTime), clock, () -> 3, ids);
+                Duration.ofHours(1), Duration.ofMinutes(10), Duration.ofSeconds(30), new TenantLimits(10, 100, System::nanoTime), clock, () -> 3, ids);
         try {
             Authenticator.Principal alice = new Authenticator.Principal("alice", "acme", Set.of("infer"));
             ObjectNode generate = Frames.JSON.createObjectNode()
