@@ -84,12 +84,13 @@ public final class Gateway implements AutoCloseable {
         this.authenticator = config.authenticator();
         RequestIds requestIds = new RequestIds(config.requestIdKey(), config.previousRequestIdKeys());
         Duration deliveryTimeout = Duration.ofMillis(config.getLong(GatewayConfig.KAFKA_DELIVERY_TIMEOUT_MS));
+        int lingerMs = 5;
         this.producer = new KafkaProducer<>(Map.of(
                 ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
                 ProducerConfig.ACKS_CONFIG, "all",
                 ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true,
                 // Kafka 4's own default; at load it fills batches, idle it adds at most 5 ms to accepted.
-                ProducerConfig.LINGER_MS_CONFIG, 5,
+                ProducerConfig.LINGER_MS_CONFIG, lingerMs,
                 // Requests stay keyed by request id, spread evenly over the partitions: a request is
                 // expensive and its partition picks its worker, so sticky batches (a run of up to
                 // batch.size bytes, ~70 requests, to one partition) would pile work on one worker.
@@ -99,7 +100,7 @@ public final class Gateway implements AutoCloseable {
                 ProducerConfig.BATCH_SIZE_CONFIG, 65536,
                 ProducerConfig.MAX_BLOCK_MS_CONFIG, 5000,
                 // Kafka requires delivery.timeout.ms >= linger.ms + request.timeout.ms.
-                ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, (int) Math.min(10_000, deliveryTimeout.toMillis() - 5),
+                ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, (int) Math.min(10_000, deliveryTimeout.toMillis() - lingerMs),
                 ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, (int) deliveryTimeout.toMillis(),
                 ProducerConfig.CLIENT_ID_CONFIG, "sluice-gateway-" + id),
                 new StringSerializer(), AvroSerde.serializer());

@@ -59,11 +59,13 @@ final class FirstWrites implements AutoCloseable {
      * Completes once the request {@code firstId}, registered under {@code key} at
      * {@code firstCreatedAtMillis}, is acknowledged by Kafka; fails with the client-facing error
      * when it was not written, or cannot be waited for.
+     *
+     * @throws ProtocolError overloaded, when {@link #MAX_WAITING} repeats wait already
      */
-    CompletableFuture<Void> await(String key, String firstId, long firstCreatedAtMillis) {
+    CompletableFuture<Void> await(String key, String firstId, long firstCreatedAtMillis) throws ProtocolError {
         if (waiting.incrementAndGet() > MAX_WAITING) {
             waiting.decrementAndGet();
-            return CompletableFuture.failedFuture(overloaded("too many repeats waiting for their first request's write"));
+            throw overloaded("too many repeats waiting for their first request's write");
         }
         CompletableFuture<Void> written = new CompletableFuture<>();
         written.whenComplete((ok, err) -> waiting.decrementAndGet());

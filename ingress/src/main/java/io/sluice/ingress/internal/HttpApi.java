@@ -175,7 +175,7 @@ public final class HttpApi {
                 java.util.concurrent.CompletableFuture<Void> written = submitter.firstWritten(prepared);
                 written.whenComplete((ok, err) -> {
                     if (err != null) {
-                        error(response, callback, RequestSubmitter.protocolError(written));
+                        error(response, callback, RequestSubmitter.protocolError(err));
                     } else {
                         json(response, callback, 200, accepted.toString());
                     }

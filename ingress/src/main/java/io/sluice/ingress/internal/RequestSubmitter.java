@@ -25,8 +25,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class RequestSubmitter {
     private static final Logger log = LoggerFactory.getLogger(RequestSubmitter.class);
-    /** The index entry of a request that needs none: one shared future, never completed anew. */
-    private static final CompletableFuture<Void> NOTHING_TO_INDEX = CompletableFuture.completedFuture(null);
+    /** Nothing to wait for (an index entry a request needs none of, a first request known written): one shared future. */
+    private static final CompletableFuture<Void> DONE = CompletableFuture.completedFuture(null);
 
     /**
      * A validated submission. For a duplicate, {@code requestId} is the first request's and
@@ -175,7 +175,7 @@ public final class RequestSubmitter {
                     log.warn("Request index unavailable; following {} by key", first.requestId());
                 }
                 return new Prepared(first.requestId(), true, first.createdAtMillis(), null, firstPartition,
-                        NOTHING_TO_INDEX, first.acknowledged() ? null : key);
+                        DONE, first.acknowledged() ? null : key);
             }
             registeredKey = first != null ? key : null;
         }
@@ -186,7 +186,7 @@ public final class RequestSubmitter {
         // idempotency key, which only the index can tell from the id.
         CompletableFuture<Void> indexed = keyed
                 ? indexWriter.write(new SubmissionRegistry.IndexEntry(requestId, principal.tenant(), key, now, partition))
-                : NOTHING_TO_INDEX;
+                : DONE;
         return new Prepared(requestId, false, now, request, partition, indexed, registeredKey);
     }
 
@@ -246,28 +246,25 @@ public final class RequestSubmitter {
     /**
      * For a duplicate: completes once the first request is known to be on Kafka, at once when it
      * was at submit; fails with the client-facing error ({@code overloaded}, retryable) when Kafka
-     * refused it or its gateway never told. The duplicate's {@code accepted} waits for this, as a
-     * new request's waits for Kafka.
+     * refused it or its gateway never told (see {@link #protocolError}). The duplicate's
+     * {@code accepted} waits for this, as a new request's waits for Kafka.
+     *
+     * @throws ProtocolError overloaded, when too many duplicates wait already
      */
-    public CompletableFuture<Void> firstWritten(Prepared duplicate) {
+    public CompletableFuture<Void> firstWritten(Prepared duplicate) throws ProtocolError {
         if (!duplicate.duplicate() || duplicate.registeredKey() == null) {
-            return NOTHING_TO_INDEX;
+            return DONE;
         }
         return firstWrites.await(duplicate.registeredKey(), duplicate.requestId(), duplicate.createdAtMillis());
     }
 
-    /** The client-facing error a failed {@link #firstWritten} carries. */
-    public static ProtocolError protocolError(CompletableFuture<Void> failed) {
-        try {
-            failed.join();
-        } catch (java.util.concurrent.CompletionException e) {
-            if (e.getCause() instanceof ProtocolError p) {
-                return p;
-            }
-            log.warn("Repeat not answered", e.getCause());
-        } catch (java.util.concurrent.CancellationException e) {
-            // answered below
+    /** The client-facing error of a {@link #firstWritten} that failed with {@code failure}. */
+    public static ProtocolError protocolError(Throwable failure) {
+        Throwable cause = failure instanceof java.util.concurrent.CompletionException ? failure.getCause() : failure;
+        if (cause instanceof ProtocolError p) {
+            return p;
         }
+        log.warn("Repeat not answered", cause);
         return new ProtocolError(ProtocolError.Code.overloaded, "idempotency_key: the first request with this key "
                 + "cannot be looked up; retry", true);
     }

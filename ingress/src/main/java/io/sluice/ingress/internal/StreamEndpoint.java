@@ -455,10 +455,8 @@ public final class StreamEndpoint implements FrameHandler {
      */
     private void follow(String requestId, int replyPartition, int afterSeq, long sinceMillis, byte[] firstFrame,
             java.util.concurrent.CompletableFuture<Void> firstWritten, String clientId) throws ProtocolError {
-        if (firstWritten != null && firstWritten.isCompletedExceptionally()) {
-            throw RequestSubmitter.protocolError(firstWritten);
-        }
         PendingStream stream = new PendingStream(requestId);
+        stream.clientId = clientId;
         if (firstFrame == null) {
             stream.accept(null);
         }
@@ -485,9 +483,7 @@ public final class StreamEndpoint implements FrameHandler {
             if (err == null) {
                 stream.accept(firstFrame);
             } else {
-                stream.subscription.cancel();
-                unlink(stream);
-                outbox.offer(Frames.error(clientId, null, RequestSubmitter.protocolError(firstWritten)));
+                stream.refuse(null, RequestSubmitter.protocolError(err));
             }
         });
     }
@@ -552,7 +548,7 @@ public final class StreamEndpoint implements FrameHandler {
      */
     private final class PendingStream implements StreamListener, org.apache.kafka.clients.producer.Callback {
         final String requestId;
-        /** The client's id and the accepted frame to send once Kafka acknowledged; set before producing. */
+        /** The client's id and the accepted frame to send once Kafka acknowledged; set before producing or following. */
         String clientId;
         byte[] acceptedFrame;
         /** Set right after subscribing, before the stream is linked. */
@@ -577,15 +573,23 @@ public final class StreamEndpoint implements FrameHandler {
         public void onCompletion(org.apache.kafka.clients.producer.RecordMetadata metadata, Exception err) {
             if (err != null) {
                 log.warn("Request {} not accepted by Kafka: {}", requestId, err.toString());
-                subscription.cancel();
-                unlink(this);
-                outbox.offer(Frames.error(clientId, requestId, new ProtocolError(ProtocolError.Code.overloaded,
-                        "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true)));
+                refuse(requestId, new ProtocolError(ProtocolError.Code.overloaded,
+                        "kafka: request not acknowledged (" + err.getClass().getSimpleName() + ")", true));
             } else {
                 byte[] frame = acceptedFrame;
                 acceptedFrame = null;
                 accept(frame);
             }
+        }
+
+        /**
+         * Drops the stream before its accepted frame went out and tells the client why, naming
+         * {@code answeredRequestId} (null when the request it asked for has no id to give).
+         */
+        void refuse(String answeredRequestId, ProtocolError why) {
+            subscription.cancel();
+            unlink(this);
+            outbox.offer(Frames.error(clientId, answeredRequestId, why));
         }
 
         /** Releases the stream, after {@code acceptedFrame} when there is one. */
