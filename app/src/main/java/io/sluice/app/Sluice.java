@@ -25,7 +25,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** The {@code sluice} command. */
-@Command(name = "sluice", mixinStandardHelpOptions = true, version = "sluice 0.1.0",
+// INHERIT: every subcommand answers --help and --version too, not only the top one.
+@Command(name = "sluice", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT, version = "sluice 0.1.0",
         description = "Kafka-backed asynchronous inference pipeline.",
         subcommands = {Sluice.Dev.class, Sluice.GatewayCommand.class, Sluice.WorkerCommand.class, Sluice.TopicsCommand.class,
                 Sluice.Token.class, Sluice.Config.class, Sluice.Bench.class, DlqCommands.ArchiverCommand.class,
@@ -35,7 +36,15 @@ public final class Sluice {
     public static void main(String[] args) {
         // Avro refuses to build classes it was not told to trust; ours are the only ones it builds.
         System.setProperty("org.apache.avro.SERIALIZABLE_PACKAGES", "io.sluice.schemas");
-        int code = new CommandLine(new Sluice())
+        int code = commandLine().execute(args);
+        if (code != 0) {
+            System.exit(code);
+        }
+    }
+
+    /** The command line {@link #main} runs: settings errors are one line and exit code 2. */
+    static CommandLine commandLine() {
+        return new CommandLine(new Sluice())
                 .setCaseInsensitiveEnumValuesAllowed(true)
                 .setExecutionExceptionHandler((ex, cmd, parsed) -> {
                     if (ex instanceof ConfigException || ex instanceof IllegalArgumentException) {
@@ -43,11 +52,7 @@ public final class Sluice {
                         return 2;
                     }
                     throw ex;
-                })
-                .execute(args);
-        if (code != 0) {
-            System.exit(code);
-        }
+                });
     }
 
     static final class Common {
@@ -461,7 +466,7 @@ public final class Sluice {
         // the default's value, so --no-broker-warmup-trial with a default of true left trial 0 on.
         @Option(names = "--no-broker-warmup-trial", description = "Skip trial 0, which runs before the others, gateway "
                 + "side only and not counted: the broker's warm-up with the gateway's traffic (and more of the gateway's own), "
-                + "repeated (at most three times) until the broker compiled for under 3 % of its measured window.")
+                + "repeated (at most three times) until the broker compiled for under 3 %% of its measured window.")
         boolean noBrokerWarmupTrial;
         @Option(names = "--in-process", description = "Run the gateway inside this JVM, beside the broker, instead of "
                 + "as a process of its own (which is how it is deployed, with its own JIT and heap). Its CPU and JIT "

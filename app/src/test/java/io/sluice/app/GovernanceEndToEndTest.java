@@ -37,7 +37,6 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * From a client's socket to the auditor's archive: a request that keeps failing is retried,
@@ -163,7 +162,7 @@ class GovernanceEndToEndTest {
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         System.setOut(new PrintStream(buf, true));
         try {
-            int code = new CommandLine(new Sluice()).execute(args);
+            int code = Sluice.commandLine().execute(args);
             return code + "|" + buf;
         } finally {
             System.setOut(saved);
