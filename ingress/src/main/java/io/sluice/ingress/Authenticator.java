@@ -44,9 +44,23 @@ import java.util.Set;
  */
 public final class Authenticator {
     /** Who is on the other end of a socket. */
-    public record Principal(String subject, String tenant, Set<String> scopes) {
+    /**
+     * Who is on the other end of a socket. {@code validUntilMillis} is the token's {@code exp}
+     * plus the clock skew: from then on the token no longer counts.
+     */
+    public record Principal(String subject, String tenant, Set<String> scopes, long validUntilMillis) {
+        /** A principal whose token never expires (tests, tools). */
+        public Principal(String subject, String tenant, Set<String> scopes) {
+            this(subject, tenant, scopes, Long.MAX_VALUE);
+        }
+
         public boolean may(String scope) {
             return scopes.contains(scope);
+        }
+
+        /** Whether the token has expired at {@code nowMillis}, as the handshake's check would find. */
+        public boolean expiredAt(long nowMillis) {
+            return nowMillis >= validUntilMillis;
         }
     }
 
@@ -114,8 +128,15 @@ public final class Authenticator {
                     .keyIDs((Set<String>) null).build();
             return new com.nimbusds.jose.jwk.JWKSelector(anyKid).select(set).stream().filter(k -> k.getKeyID() == null).toList();
         };
-        processor.setJWSKeySelector(new JWSVerificationKeySelector<>(
-                Set.of(JWSAlgorithm.HS256, JWSAlgorithm.RS256, JWSAlgorithm.ES256), source));
+        JWSVerificationKeySelector<SecurityContext> byHeader = new JWSVerificationKeySelector<>(
+                Set.of(JWSAlgorithm.HS256, JWSAlgorithm.RS256, JWSAlgorithm.ES256), source);
+        // The header's alg picks EC keys by type, not by curve, and the processor stops at the first
+        // key that cannot verify: a P-384 key ahead of the P-256 one would fail every ES256 token.
+        processor.setJWSKeySelector((header, context) -> byHeader.selectJWSKeys(header, context).stream()
+                .filter(k -> !(k instanceof java.security.interfaces.ECPublicKey ec)
+                        || com.nimbusds.jose.jwk.Curve.forJWSAlgorithm(header.getAlgorithm())
+                                .contains(com.nimbusds.jose.jwk.Curve.forECParameterSpec(ec.getParams())))
+                .toList());
         JWTClaimsSet exact = this.issuer == null ? null : new JWTClaimsSet.Builder().issuer(this.issuer).build();
         DefaultJWTClaimsVerifier<SecurityContext> verifier = new DefaultJWTClaimsVerifier<>(Set.of(audience), exact,
                 Set.of("sub", "exp", "tenant"), null) {
@@ -179,16 +200,20 @@ public final class Authenticator {
         try {
             JWTClaimsSet claims = processor.process(token, null);
             String scope = claims.getStringClaim("scope");
-            Set<String> scopes = scope == null || scope.isBlank() ? Set.of() : Set.of(scope.trim().split("\\s+"));
+            // copyOf, not of: a scope named twice is still that scope, not a malformed token.
+            Set<String> scopes = scope == null || scope.isBlank() ? Set.of()
+                    : Set.copyOf(java.util.Arrays.asList(scope.trim().split("\\s+")));
             String tenant = claims.getStringClaim("tenant");
             // ':' separates the parts of an idempotency key (tenant:k:key, tenant:business_id:op:version):
             // a tenant holding one could build another tenant's key and see or join its request.
             if (tenant.isEmpty() || tenant.indexOf(':') >= 0) {
                 throw new Unauthorized("invalid token: tenant must be non-empty and must not contain ':'");
             }
-            Principal principal = new Principal(claims.getSubject(), tenant, scopes);
+            long exp = claims.getExpirationTime().getTime();
+            Principal principal = new Principal(claims.getSubject(), tenant, scopes,
+                    exp > Long.MAX_VALUE - skewMillis ? Long.MAX_VALUE : exp + skewMillis);
             Date nbf = claims.getNotBeforeTime();
-            cache.put(token, new Verified.Entry(principal, claims.getExpirationTime().getTime(),
+            cache.put(token, new Verified.Entry(principal, exp,
                     nbf == null ? Long.MIN_VALUE : nbf.getTime()));
             return principal;
         } catch (ParseException | BadJOSEException | JOSEException e) {

@@ -120,7 +120,7 @@ public final class Gateway implements AutoCloseable {
         this.submitter = new RequestSubmitter(parser, producer, topics.requests(), registry, idempotencyTtl,
                 attachRetention, deliveryTimeout, limits, clock, router::replyPartition, requestIds);
         this.http = new HttpApi(authenticator, submitter, router, limits, config.getInt(GatewayConfig.MAX_FRAME_BYTES),
-                outboundBytes, origins, config.getLong(GatewayConfig.IDLE_TIMEOUT_MS));
+                outboundBytes, origins, config.getLong(GatewayConfig.IDLE_TIMEOUT_MS), clock);
         this.drainTimeout = Duration.ofMillis(config.getLong(GatewayConfig.DRAIN_TIMEOUT_MS));
         this.meters = meters != null ? meters : Metrics.create("gateway", id);
         Gauge.builder("sluice.gateway.sockets", endpoints, java.util.Set::size).description("Open WebSocket connections")
@@ -145,6 +145,7 @@ public final class Gateway implements AutoCloseable {
                     new org.eclipse.jetty.server.HttpConnectionFactory(https));
         }
         this.secure = tls != null;
+        connector.setIdleTimeout(config.getLong(GatewayConfig.HTTP_IDLE_TIMEOUT_MS));
         connector.setHost(config.getString(GatewayConfig.HOST));
         connector.setPort(config.getInt(GatewayConfig.PORT));
         // Bursts of handshakes (a fleet of clients reconnecting) must not overflow the accept queue.
@@ -230,7 +231,7 @@ public final class Gateway implements AutoCloseable {
         // Jetty may still refuse the upgrade once the negotiator made the endpoint: with an error
         // response (an extension offer it cannot take), by throwing, or by failing the request's
         // callback (the 101 not written). Then the endpoint never opens; its slot is given back here.
-        server.setHandler(new Handler.Wrapper(ws) {
+        server.setHandler(new Handler.Wrapper(crossOrigin(origins, ws)) {
             @Override
             public boolean handle(Request request, Response response, Callback callback) throws Exception {
                 Callback upgrade = new Callback.Nested(callback) {
@@ -283,6 +284,28 @@ public final class Gateway implements AutoCloseable {
         }
         log.info("Gateway {} listening on {}", id, url());
         log.info("Cold start gateway accepting: {} ms", (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    /**
+     * CORS for the pages of {@code gateway.allowed.origins}: a browser asks before a POST with a
+     * JSON body or an Authorization header (the preflight carries no token, so it is answered
+     * here), and reads no response that does not name its origin. Requests of other origins go
+     * on to the routes, which refuse them with 403 as the handshake does.
+     */
+    private static Handler crossOrigin(java.util.Set<String> origins, Handler next) {
+        org.eclipse.jetty.server.handler.CrossOriginHandler cors = new org.eclipse.jetty.server.handler.CrossOriginHandler();
+        cors.setAllowedOriginPatterns(origins.stream().map(java.util.regex.Pattern::quote)
+                .collect(java.util.stream.Collectors.toSet()));
+        cors.setAllowedMethods(java.util.Set.of("GET", "POST"));
+        cors.setAllowedHeaders(java.util.Set.of("Authorization", "Content-Type", "Last-Event-ID"));
+        cors.setExposedHeaders(java.util.Set.of("WWW-Authenticate"));
+        // Bearer tokens, never cookies: nothing of the browser's own is sent along.
+        cors.setAllowCredentials(false);
+        cors.setPreflightMaxAge(Duration.ofMinutes(10));
+        cors.setDeliverNonAllowedOriginRequests(true);
+        cors.setDeliverNonAllowedOriginWebSocketUpgradeRequests(true);
+        cors.setHandler(next);
+        return cors;
     }
 
     /** Gives back what a handshake's endpoint took, if the handshake made one. */

@@ -29,6 +29,7 @@ public final class GatewayConfig extends AbstractConfig {
     public static final String SOCKET_WRITE_BUFFER_BYTES = "gateway.socket.write.buffer.bytes";
     public static final String IDLE_TIMEOUT_MS = "gateway.idle.timeout.ms";
     public static final String PING_INTERVAL_MS = "gateway.ping.interval.ms";
+    public static final String HTTP_IDLE_TIMEOUT_MS = "gateway.http.idle.timeout.ms";
     public static final String CANCEL_ON_DISCONNECT = "gateway.cancel.on.disconnect";
     public static final String IDEMPOTENCY_TTL_MS = "gateway.idempotency.ttl.ms";
     public static final String KAFKA_DELIVERY_TIMEOUT_MS = "gateway.kafka.delivery.timeout.ms";
@@ -62,7 +63,8 @@ public final class GatewayConfig extends AbstractConfig {
                     "PEM file with an RSA or EC public key that verifies client JWTs (RS256/ES256).")
             .define(JWT_ISSUER, Type.STRING, "", Importance.MEDIUM, "Required iss claim of client JWTs; empty accepts any.")
             .define(JWT_CLOCK_SKEW_MS, Type.LONG, 30_000L, Range.between(0, 600_000), Importance.LOW,
-                    "Clock difference tolerated when checking exp and nbf.")
+                    "Clock difference tolerated when checking exp and nbf, in whole seconds (the JWT claims check "
+                            + "counts seconds, as exp and nbf do).")
             .define(JWT_CACHE_SIZE, Type.INT, io.sluice.ingress.Authenticator.DEFAULT_CACHE_SIZE, Range.between(0, 1_000_000),
                     Importance.LOW, "Client JWTs remembered after their signature verified, so the next socket with the "
                             + "same token (a client's other sockets, a reconnect) skips the signature check; exp and nbf "
@@ -90,6 +92,11 @@ public final class GatewayConfig extends AbstractConfig {
                     "A socket from which nothing (a message, a ping, a pong to the gateway's pings) arrives for this long "
                             + "is closed with 1001: a client that went away without closing. With " + PING_INTERVAL_MS
                             + " at 0, a socket with no traffic either way for this long is closed.")
+            .define(HTTP_IDLE_TIMEOUT_MS, Type.LONG, 30_000L, Range.atLeast(1000), Importance.LOW,
+                    "An HTTP connection with nothing going either way for this long is closed: a keep-alive "
+                            + "connection between requests, a body that stopped arriving. A request being answered (a "
+                            + "POST waiting for Kafka's acknowledgement) is not cut off by it. Sockets and event streams "
+                            + "have " + IDLE_TIMEOUT_MS + ".")
             .define(PING_INTERVAL_MS, Type.LONG, 15_000L, Range.atLeast(0), Importance.MEDIUM,
                     "How often the gateway sends a WebSocket ping on every open socket (and an SSE comment on every "
                             + "open event stream), so that a connection whose stream "
@@ -124,7 +131,8 @@ public final class GatewayConfig extends AbstractConfig {
             .define(TLS_CLIENT_AUTH, Type.STRING, "none", ConfigDef.ValidString.in("none", "want", "need"), Importance.MEDIUM,
                     "Client certificates: none, want (checked when sent) or need (required).")
             .define(TLS_CLIENT_CA_FILE, Type.STRING, "", Importance.MEDIUM,
-                    "PEM file of the CA certificates that client certificates must chain to.")
+                    "PEM file of the CA certificates that client certificates must chain to; required with "
+                            + TLS_CLIENT_AUTH + " want or need.")
             .define(IDEMPOTENCY_TTL_MS, Type.LONG, 86_400_000L, Range.atLeast(1000), Importance.MEDIUM,
                     "How long an idempotency key is remembered: a repeated submit within it gets the first request.")
             .define(KAFKA_DELIVERY_TIMEOUT_MS, Type.LONG, 30_000L, Range.between(1000, 600_000), Importance.LOW,
@@ -157,6 +165,15 @@ public final class GatewayConfig extends AbstractConfig {
         if (getPassword(JWT_SECRET) == null && getString(JWT_JWKS_FILE).isBlank() && getString(JWT_PUBLIC_KEY_FILE).isBlank()) {
             throw new ConfigException("No key to verify client JWTs: set " + JWT_SECRET + ", " + JWT_JWKS_FILE + " or "
                     + JWT_PUBLIC_KEY_FILE);
+        }
+        if (getLong(JWT_CLOCK_SKEW_MS) % 1000 != 0) {
+            throw new ConfigException(JWT_CLOCK_SKEW_MS, getLong(JWT_CLOCK_SKEW_MS), "must be a whole number of seconds");
+        }
+        // Without its own CA file the server would take the JDK's public CAs (PEM) or its own
+        // keystore as the client certificates' trust: any certificate those vouch for would pass.
+        if (!getString(TLS_CLIENT_AUTH).equals("none") && getString(TLS_CLIENT_CA_FILE).isBlank()) {
+            throw new ConfigException(TLS_CLIENT_CA_FILE, "", "required when " + TLS_CLIENT_AUTH + " is "
+                    + getString(TLS_CLIENT_AUTH) + ": the CA certificates client certificates must chain to");
         }
         long ping = getLong(PING_INTERVAL_MS);
         if (ping > 0 && ping >= getLong(IDLE_TIMEOUT_MS)) {

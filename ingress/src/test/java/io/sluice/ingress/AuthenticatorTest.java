@@ -231,4 +231,55 @@ class AuthenticatorTest {
         small.authenticate(noNbf);
         assertThat(small.cacheHits()).isEqualTo(4);
     }
+
+    @Test
+    void aScopeNamedTwiceIsThatScope(@TempDir Path dir) throws Exception {
+        Authenticator auth = authenticator(dir, null);
+        Authenticator.Principal p = auth.authenticate(sign(JWSAlgorithm.HS256, new MACSigner(SECRET.getBytes()), null,
+                claims().claim("scope", "infer  infer dlq:read").build()));
+        assertThat(p.scopes()).containsExactlyInAnyOrder("infer", "dlq:read");
+    }
+
+    @Test
+    void anEs256TokenFindsItsKeyAmongKeysOfOtherCurves() throws Exception {
+        // No alg and no kid on the keys: the header's ES256 must pick the P-256 key, not stop at
+        // the P-384 one ahead of it.
+        ECKey p384 = new ECKeyGenerator(Curve.P_384).generate();
+        ECKey p256 = new ECKeyGenerator(Curve.P_256).generate();
+        Authenticator auth = new Authenticator(null, List.of(p384.toPublicJWK(), p256.toPublicJWK()), "sluice", null,
+                Duration.ofSeconds(30));
+        assertThat(auth.authenticate(sign(JWSAlgorithm.ES256, new ECDSASigner(p256), null, claims().build())).tenant())
+                .isEqualTo("acme");
+        ECKey other = new ECKeyGenerator(Curve.P_256).generate();
+        assertThatThrownBy(() -> auth.authenticate(sign(JWSAlgorithm.ES256, new ECDSASigner(other), null, claims().build())))
+                .as("a P-256 key the set does not hold").isInstanceOf(Authenticator.Unauthorized.class);
+    }
+
+    @Test
+    void aPrincipalKnowsWhenItsTokenStopsCounting() throws Exception {
+        MutableClock clock = new MutableClock(Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS));
+        Authenticator auth = new Authenticator(SECRET, List.of(), "sluice", null, Duration.ofSeconds(30), 0, clock);
+        Instant exp = clock.instant().plusSeconds(60);
+        Authenticator.Principal p = auth.authenticate(sign(JWSAlgorithm.HS256, new MACSigner(SECRET.getBytes()), null,
+                claims().notBeforeTime(null).expirationTime(Date.from(exp)).build()));
+        // As the handshake's check: exp give or take the skew.
+        assertThat(p.expiredAt(exp.plusSeconds(29).toEpochMilli())).isFalse();
+        assertThat(p.expiredAt(exp.plusSeconds(30).toEpochMilli())).isTrue();
+        clock.set(exp.plusSeconds(29));
+        assertThat(auth.authenticate(sign(JWSAlgorithm.HS256, new MACSigner(SECRET.getBytes()), null,
+                claims().notBeforeTime(null).expirationTime(Date.from(exp)).build())).tenant()).isEqualTo("acme");
+    }
+
+    @Test
+    void theSkewIsWholeSecondsAndClientCertificatesNeedTheirCa() {
+        assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, SECRET, GatewayConfig.JWT_CLOCK_SKEW_MS,
+                "999"))).isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.JWT_CLOCK_SKEW_MS)
+                .hasMessageContaining("whole number of seconds");
+        assertThat(new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, SECRET, GatewayConfig.JWT_CLOCK_SKEW_MS, "5000"))
+                .getLong(GatewayConfig.JWT_CLOCK_SKEW_MS)).isEqualTo(5000);
+        for (String mode : List.of("want", "need")) {
+            assertThatThrownBy(() -> new GatewayConfig(Map.of(GatewayConfig.JWT_SECRET, SECRET, GatewayConfig.TLS_CLIENT_AUTH,
+                    mode))).as(mode).isInstanceOf(ConfigException.class).hasMessageContaining(GatewayConfig.TLS_CLIENT_CA_FILE);
+        }
+    }
 }

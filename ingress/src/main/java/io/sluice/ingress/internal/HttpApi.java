@@ -35,8 +35,8 @@ public final class HttpApi {
     private final TokenRouter router;
     private final int maxBodyBytes;
     private final long outboundBytes;
-    /** The event streams open now, for the keep-alive. */
-    private final java.util.Set<Outbox> streams = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** The event streams open now, for the keep-alive, with whom each is for (its token expires). */
+    private final java.util.Map<Outbox, Authenticator.Principal> streams = new java.util.concurrent.ConcurrentHashMap<>();
 
     /** Browser origins allowed, as for the socket's handshake (gateway.allowed.origins). */
     private final java.util.Set<String> origins;
@@ -47,9 +47,12 @@ public final class HttpApi {
     /** An event stream's connection is idle-timed as a socket is (gateway.idle.timeout.ms), not as a plain request. */
     private final long idleTimeoutMs;
 
+    private final java.time.Clock clock;
+
     public HttpApi(Authenticator authenticator, RequestSubmitter submitter, TokenRouter router, TenantLimits limits,
-            int maxBodyBytes, long outboundBytes, java.util.Set<String> origins, long idleTimeoutMs) {
+            int maxBodyBytes, long outboundBytes, java.util.Set<String> origins, long idleTimeoutMs, java.time.Clock clock) {
         this.idleTimeoutMs = idleTimeoutMs;
+        this.clock = clock;
         this.limits = limits;
         this.origins = origins;
         this.authenticator = authenticator;
@@ -65,9 +68,12 @@ public final class HttpApi {
      * client or of a proxy in between.
      */
     public void keepAlive() {
-        for (Outbox o : streams) {
-            o.offer(SseSink.COMMENT);
-        }
+        long now = clock.millis();
+        streams.forEach((o, principal) -> {
+            // A stream outlives the token it was opened with no longer than a socket does: it ends,
+            // and the client's reconnect needs a fresh token (Last-Event-ID resumes where it was).
+            o.offer(principal.expiredAt(now) ? SseSink.END : SseSink.COMMENT);
+        });
     }
 
     /** Event streams open now. */
@@ -81,7 +87,7 @@ public final class HttpApi {
      * whichever gateway answers.
      */
     public void endStreams() {
-        for (Outbox o : streams) {
+        for (Outbox o : streams.keySet()) {
             o.offer(SseSink.END);
         }
     }
@@ -284,7 +290,6 @@ public final class HttpApi {
         };
         sink.onEnd(release);
         request.addFailureListener(sink::fail);
-        streams.add(outbox);
         Subscription subscribed;
         try {
             subscribed = router.subscribeFromHistory(requestId, known.replyPartition(), afterSeq, new StreamListener() {
@@ -309,6 +314,13 @@ public final class HttpApi {
         sub.set(subscribed);
         if (released.get()) {
             subscribed.cancel(); // the stream ended before the subscription was known to it
+            return;
+        }
+        // Only now among the open streams: a keep-alive comment written before the subscription
+        // was taken would have committed the 200 that a refused replay answers with 503.
+        streams.put(outbox, principal);
+        if (released.get()) {
+            streams.remove(outbox); // ended meanwhile; its release found nothing to remove
             return;
         }
         // The status and headers go out now, with a comment: a request that waits its turn would

@@ -286,11 +286,16 @@ public final class StreamEndpoint implements FrameHandler {
      * One tick of the gateway's keep-alive, on its timer thread: closes the socket when nothing
      * came from the client for {@code idleNanos} (not even a pong to the earlier pings), else
      * sends a ping. Jetty's own idle timeout cannot tell a dead peer once pings are written,
-     * since writes count as traffic for it; the client's pongs are what show it is there.
+     * since writes count as traffic for it; the client's pongs are what show it is there. A
+     * socket whose token expired is closed here too, idle or not.
      */
     public void keepAlive(long nowNanos, long idleNanos) {
         CoreSession s = session;
         if (s == null || !s.isOutputOpen()) {
+            return;
+        }
+        if (principal.expiredAt(clock.millis())) {
+            tokenExpired(s);
             return;
         }
         if (heard) {
@@ -350,8 +355,24 @@ public final class StreamEndpoint implements FrameHandler {
                 + maxMessageBytes + ")", Callback.NOOP);
     }
 
+    /**
+     * The token was checked at the handshake; a socket that outlives its {@code exp} (and the
+     * skew) is closed with 1008, its requests left running, as a draining gateway leaves them:
+     * the client reconnects with a fresh token and attaches to resume.
+     */
+    private void tokenExpired(CoreSession s) {
+        leaving = true;
+        s.close(CloseStatus.POLICY_VIOLATION, "token expired; reconnect with a fresh token and attach to resume",
+                Callback.NOOP);
+    }
+
     /** One text message, as UTF-8. */
     private void message(byte[] utf8, int offset, int length) {
+        if (principal.expiredAt(clock.millis())) {
+            refusing = true;
+            tokenExpired(session);
+            return;
+        }
         if (!Utf8.isValid(utf8, offset, length)) {
             refusing = true;
             session.close(CloseStatus.BAD_PAYLOAD, "text message is not valid UTF-8", Callback.NOOP);
