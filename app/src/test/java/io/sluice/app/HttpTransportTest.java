@@ -97,6 +97,7 @@ class HttpTransportTest {
         }
         String[] last = events.get(events.size() - 1);
         assertThat(last[1]).isEqualTo("done");
+        assertThat(last[0]).as("the terminal event's id").isEqualTo("end");
         assertThat(JSON.readTree(last[2]).path("usage").path("completion_tokens").asInt()).isEqualTo(expectedSeq);
 
         JsonNode status = JSON.readTree(get(token, "/v1/requests/" + id).body());
@@ -106,6 +107,18 @@ class HttpTransportTest {
         List<String[]> resumed = events(token, id, "9");
         assertThat(JSON.readTree(resumed.get(0)[2]).path("seq").asInt()).as("Last-Event-ID resumes after it").isEqualTo(10);
         assertThat(resumed.get(resumed.size() - 1)[1]).isEqualTo("done");
+        // The reconnect an EventSource makes after the stream ended, with the terminal event's id:
+        // 204 stops it, where a 200 would replay done to it again and again.
+        HttpResponse<String> after = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/requests/" + id + "/events"))
+                .header("Authorization", "Bearer " + token).header("Last-Event-ID", "end").timeout(Duration.ofSeconds(30))
+                .build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(after.statusCode()).isEqualTo(204);
+        assertThat(after.body()).isEmpty();
+        // Still another tenant's request looks like none.
+        HttpResponse<String> foreign = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/requests/" + id + "/events"))
+                .header("Authorization", "Bearer " + pipeline.token("globex")).header("Last-Event-ID", "end")
+                .timeout(Duration.ofSeconds(30)).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(foreign.statusCode()).isEqualTo(404);
     }
 
     @Test

@@ -238,6 +238,13 @@ public final class HttpApi {
         RequestSubmitter.Found known = known(requestId, principal);
         int afterSeq = -1;
         String last = request.getHeaders().get("Last-Event-ID");
+        if (last != null && last.trim().equals(SseSink.END_ID)) {
+            // The client had the terminal event: an EventSource reconnects by itself after a stream
+            // ends, and 204 is what tells it to stop, rather than replaying done forever.
+            response.setStatus(204);
+            response.write(true, ByteBuffer.allocate(0), callback);
+            return;
+        }
         if (last != null) {
             try {
                 afterSeq = Integer.parseInt(last.trim());
@@ -383,6 +390,8 @@ public final class HttpApi {
         /** Queued by the keep-alive: an SSE comment line, which clients skip. */
         static final String COMMENT = "\u0000comment";
         private static final byte[] COMMENT_BYTES = ":\n\n".getBytes(StandardCharsets.US_ASCII);
+        /** The id of the terminal event: a reconnect with it as Last-Event-ID has nothing left to get. */
+        static final String END_ID = "end";
         private final Response response;
         private final Callback done;
         private volatile Runnable onEnd = () -> { };
@@ -448,7 +457,8 @@ public final class HttpApi {
             try {
                 JsonNode f = Frames.JSON.readTree(frame);
                 String type = f.path("type").asText();
-                String id = f.has("seq_end") ? f.path("seq_end").asText() : f.has("seq") ? f.path("seq").asText() : null;
+                String id = f.has("seq_end") ? f.path("seq_end").asText() : f.has("seq") ? f.path("seq").asText()
+                        : type.equals("done") || type.equals("error") ? END_ID : null;
                 event = (id == null ? "" : "id: " + id + "\n") + "event: " + type + "\ndata: " + frame + "\n\n";
             } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
                 failed.accept(e);
