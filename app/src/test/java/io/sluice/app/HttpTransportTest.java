@@ -50,7 +50,12 @@ class HttpTransportTest {
 
     /** Reads an SSE stream to its end: (id, event, data) triples. */
     static List<String[]> events(String token, String requestId, String lastEventId) throws Exception {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + "/v1/requests/" + requestId + "/events"))
+        return eventsAt(token, "/v1/requests/" + requestId + "/events", lastEventId);
+    }
+
+    /** As {@link #events}, from a path of one's own (a query). */
+    static List<String[]> eventsAt(String token, String path, String lastEventId) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path))
                 .header("Authorization", "Bearer " + token).timeout(Duration.ofSeconds(60));
         if (lastEventId != null) {
             b.header("Last-Event-ID", lastEventId);
@@ -106,6 +111,10 @@ class HttpTransportTest {
 
         List<String[]> resumed = events(token, id, "9");
         assertThat(JSON.readTree(resumed.get(0)[2]).path("seq").asInt()).as("Last-Event-ID resumes after it").isEqualTo(10);
+        List<String[]> fromQuery = eventsAt(token, "/v1/requests/" + id + "/events?after_seq=11", null);
+        assertThat(JSON.readTree(fromQuery.get(0)[2]).path("seq").asInt()).as("after_seq resumes after it").isEqualTo(12);
+        List<String[]> headerWins = eventsAt(token, "/v1/requests/" + id + "/events?after_seq=11", "4");
+        assertThat(JSON.readTree(headerWins.get(0)[2]).path("seq").asInt()).as("Last-Event-ID over after_seq").isEqualTo(5);
         assertThat(resumed.get(resumed.size() - 1)[1]).isEqualTo("done");
         // The reconnect an EventSource makes after the stream ended, with the terminal event's id:
         // 204 stops it, where a 200 would replay done to it again and again.
@@ -165,6 +174,11 @@ class HttpTransportTest {
             assertThat(r.statusCode()).as("Last-Event-ID " + last).isEqualTo(400);
             assertThat(JSON.readTree(r.body()).path("message").asText()).as("Last-Event-ID " + last).startsWith("Last-Event-ID");
         }
+        HttpResponse<String> badQuery = http.sendAsync(HttpRequest.newBuilder(URI.create(base + "/v1/requests/" + id
+                + "/events?after_seq=x")).header("Authorization", "Bearer " + token).build(),
+                HttpResponse.BodyHandlers.ofString()).get(30, java.util.concurrent.TimeUnit.SECONDS);
+        assertThat(badQuery.statusCode()).isEqualTo(400);
+        assertThat(JSON.readTree(badQuery.body()).path("message").asText()).startsWith("after_seq");
 
         String key = java.util.UUID.randomUUID().toString();
         HttpResponse<String> first = post(token, "{\"prompt\":\"The river\",\"max_tokens\":4,\"idempotency_key\":\"" + key + "\"}");

@@ -245,6 +245,13 @@ public final class HttpApi {
             response.write(true, ByteBuffer.allocate(0), callback);
             return;
         }
+        // An EventSource sets Last-Event-ID only on its own reconnects; a page opening a stream anew
+        // (reloaded, say) resumes with ?after_seq=n, as attach does. The header, when sent, is newer.
+        String field = "Last-Event-ID";
+        if (last == null) {
+            last = Request.extractQueryParameters(request).getValue("after_seq");
+            field = "after_seq";
+        }
         if (last != null) {
             try {
                 afterSeq = Integer.parseInt(last.trim());
@@ -253,7 +260,7 @@ public final class HttpApi {
             }
             // -1 as attach's after_seq: from the start.
             if (afterSeq < -1) {
-                throw ProtocolError.invalid("Last-Event-ID", "must be the seq of the last event received (at least -1)");
+                throw ProtocolError.invalid(field, "must be the seq of the last event received (at least -1)");
             }
         }
         // A draining gateway opens no new stream (503, retryable): each would be one more for the
