@@ -40,4 +40,25 @@ final class Handshake {
                     java.nio.charset.StandardCharsets.US_ASCII)).readLine();
         }
     }
+
+    /**
+     * Upgrades {@code s} by hand, as a client that then does what it likes with the socket (reads
+     * nothing, answers no ping), and returns the answer's head. The head is read a byte at a time,
+     * so the frames after it are still in the socket for the caller.
+     */
+    static String upgrade(java.net.Socket s, String token) throws java.io.IOException {
+        s.getOutputStream().write(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                + "Authorization: Bearer " + token + "\r\n\r\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        java.io.InputStream in = s.getInputStream();
+        StringBuilder head = new StringBuilder();
+        while (!head.toString().endsWith("\r\n\r\n")) {
+            int b = in.read();
+            if (b < 0) {
+                throw new java.io.EOFException("connection closed in the handshake's answer: " + head);
+            }
+            head.append((char) b);
+        }
+        return head.toString();
+    }
 }

@@ -43,7 +43,6 @@ import java.util.Set;
  * are fixed for the authenticator's life, so what verified once verifies again.
  */
 public final class Authenticator {
-    /** Who is on the other end of a socket. */
     /**
      * Who is on the other end of a socket. {@code validUntilMillis} is the token's {@code exp}
      * plus the clock skew: from then on the token no longer counts.
