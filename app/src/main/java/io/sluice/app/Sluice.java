@@ -1024,12 +1024,22 @@ public final class Sluice {
                     producer.flush();
                     gw = collect(clients);
                 }
-                System.out.printf("%-16s %10s %14s %12s %12s%n", "server", "tokens", "tokens/s", "p50 ms", "p99 ms");
+                System.out.printf("%-16s %10s %14s %12s %12s %12s %8s%n", "server", "tokens", "tokens/s", "p50 ms", "p99 ms",
+                        "misordered", "short");
                 print("raw Jetty (API)", raws[0]);
                 print("raw Jetty (core)", raws[1]);
                 print("gateway", gw);
                 System.out.printf("gateway / raw Jetty tokens/s: %.2fx (API), %.2fx (core)%n", rate(gw) / rate(raws[0]),
                         rate(gw) / rate(raws[1]));
+                // A rate of frames that came with gaps, twice or out of order would not be the rate users get.
+                for (String[] r : List.of(raws[0], raws[1], gw)) {
+                    if (!r[4].equals("0") || !r[5].equals("0")) {
+                        System.out.println("not every socket got seqs 0.." + (rounds - 1) + " once each, in order: "
+                                + r[4] + " frames out of order, " + r[5] + " sockets short");
+                        return 1;
+                    }
+                }
+                System.out.println("every socket got seqs 0.." + (rounds - 1) + " once each, in order, from every server");
             }
             return 0;
         }
@@ -1055,12 +1065,17 @@ public final class Sluice {
             return clients(port, token, "push-");
         }
 
-        /** Sums the clients' figures: tokens, seconds (longest), p50 and p99 (worst client). */
+        /**
+         * Sums the clients' figures: tokens, seconds (longest), p50 and p99 (worst client), frames
+         * out of order and sockets short of their seqs.
+         */
         static String[] collect(List<Process> clients) throws Exception {
             long tokens = 0;
             double seconds = 0;
             long p50 = 0;
             long p99 = 0;
+            long misordered = 0;
+            long shortSockets = 0;
             for (Process c : clients) {
                 String line = null;
                 var in = new java.io.BufferedReader(new java.io.InputStreamReader(c.getInputStream()));
@@ -1081,9 +1096,12 @@ public final class Sluice {
                 seconds = Math.max(seconds, Double.parseDouble(f[5]));
                 p50 = Math.max(p50, Long.parseLong(f[7]));
                 p99 = Math.max(p99, Long.parseLong(f[9]));
+                misordered += Long.parseLong(f[13]);
+                shortSockets += Long.parseLong(f[15]);
             }
             Thread.sleep(2000);
-            return new String[] {String.valueOf(tokens), String.valueOf(seconds), String.valueOf(p50), String.valueOf(p99)};
+            return new String[] {String.valueOf(tokens), String.valueOf(seconds), String.valueOf(p50), String.valueOf(p99),
+                String.valueOf(misordered), String.valueOf(shortSockets)};
         }
 
         static double rate(String[] r) {
@@ -1091,8 +1109,8 @@ public final class Sluice {
         }
 
         static void print(String name, String[] r) {
-            System.out.printf("%-16s %10s %14.0f %12.1f %12.1f%n", name, r[0], rate(r), Long.parseLong(r[2]) / 1000.0,
-                    Long.parseLong(r[3]) / 1000.0);
+            System.out.printf("%-16s %10s %14.0f %12.1f %12.1f %12s %8s%n", name, r[0], rate(r), Long.parseLong(r[2]) / 1000.0,
+                    Long.parseLong(r[3]) / 1000.0, r[4], r[5]);
         }
     }
 

@@ -14,7 +14,10 @@ import java.util.Arrays;
  * sends each one text frame ({@code attach} with its own request id), then reads every frame on
  * one selector thread. Token frames carry the sender's clock (epoch microseconds) as their text;
  * the process prints how many tokens arrived and the delivery latency percentiles once
- * {@code expected} tokens per socket (and a done) arrived, or its input closes.
+ * {@code expected} tokens per socket (and a done) arrived, or its input closes. It also checks
+ * what the figures rest on: that each socket got seqs {@code 0..expected-1}, each once, in order
+ * (a frame's seq range counted as its seqs), and prints how many frames broke that and how many
+ * sockets ended short.
  */
 public final class StreamClients {
     private StreamClients() {
@@ -41,6 +44,7 @@ public final class StreamClients {
     public static void run(String host, int port, int count, String token, String attachPrefix, int expected)
             throws Exception {
         Selector selector = Selector.open();
+        java.util.List<Socket> sockets = new java.util.ArrayList<>(count);
         for (int i = 0; i < count; i++) {
             SocketChannel ch = SocketChannel.open(new InetSocketAddress(host, port));
             ch.write(ByteBuffer.wrap(BenchWire.upgradeRequest(host, port, "/v1/stream", token)));
@@ -53,7 +57,9 @@ public final class StreamClients {
                 }
             }
             ch.configureBlocking(false);
-            ch.register(selector, SelectionKey.OP_READ, ByteBuffer.allocate(32 * 1024));
+            Socket socket = new Socket();
+            sockets.add(socket);
+            ch.register(selector, SelectionKey.OP_READ, socket);
         }
         System.out.println("connected " + count);
         System.out.flush();
@@ -66,14 +72,15 @@ public final class StreamClients {
             selector.select(200);
             for (SelectionKey key : selector.selectedKeys()) {
                 SocketChannel ch = (SocketChannel) key.channel();
-                ByteBuffer buf = (ByteBuffer) key.attachment();
-                if (ch.read(buf) < 0) {
+                Socket socket = (Socket) key.attachment();
+                if (ch.read(socket.in) < 0) {
                     key.cancel();
                     continue;
                 }
-                BenchWire.forEachFrame(buf, (opcode, in, start, len) -> {
+                BenchWire.forEachFrame(socket.in, (opcode, in, start, len) -> {
                     if (opcode == 1) {
-                        tally.text(new String(in.array(), in.arrayOffset() + start, len, StandardCharsets.UTF_8));
+                        tally.text(new String(in.array(), in.arrayOffset() + start, len, StandardCharsets.UTF_8),
+                                socket.order);
                     }
                 });
             }
@@ -84,21 +91,55 @@ public final class StreamClients {
         int samples = tally.samples;
         long p50 = samples == 0 ? 0 : sorted[samples / 2];
         long p99 = samples == 0 ? 0 : sorted[Math.min(samples - 1, (int) (samples * 0.99))];
-        System.out.printf("tokens %d frames %d seconds %.3f p50us %d p99us %d done %d%n", tally.tokens, samples,
-                (tally.lastNanos - tally.firstNanos) / 1e9, p50, p99, tally.dones);
+        int shortSockets = 0;
+        for (Socket socket : sockets) {
+            if (socket.order.next() != expected) {
+                shortSockets++;
+            }
+        }
+        System.out.printf("tokens %d frames %d seconds %.3f p50us %d p99us %d done %d misordered %d short %d%n",
+                tally.tokens, samples, (tally.lastNanos - tally.firstNanos) / 1e9, p50, p99, tally.dones,
+                tally.misordered, shortSockets);
         System.out.flush();
     }
 
-    /** What the text frames said: tokens (with their delivery latency) and ends. */
+    /** One socket's read buffer and the seqs it got. */
+    private static final class Socket {
+        final ByteBuffer in = ByteBuffer.allocate(32 * 1024);
+        final Order order = new Order();
+    }
+
+    /**
+     * The seqs one socket got, which must come as 0, 1, 2, ... with no gap, repeat or step back; a
+     * frame may carry a range {@code seq..seqEnd} (coalesced tokens).
+     */
+    static final class Order {
+        private int next;
+
+        /** Takes a frame's range; false when it is not the one that had to come next. */
+        boolean take(int seq, int seqEnd) {
+            boolean inOrder = seq == next && seqEnd >= seq;
+            next = Math.max(next, seqEnd + 1);
+            return inOrder;
+        }
+
+        /** The seq that has to come next: how many came in order, when none broke it. */
+        int next() {
+            return next;
+        }
+    }
+
+    /** What the text frames said: tokens (with their delivery latency), ends, and frames out of order. */
     private static final class Tally {
         final long[] latencies = new long[1 << 20];
         int samples;
         long tokens;
         long dones;
+        long misordered;
         long firstNanos;
         long lastNanos;
 
-        void text(String json) {
+        void text(String json, Order order) {
             long now = System.nanoTime();
             if (json.contains("\"type\":\"token\"")) {
                 int t = json.indexOf("\"text\":\"") + 8;
@@ -108,6 +149,9 @@ public final class StreamClients {
                 int seq = intAfter(json, "\"seq\":");
                 int seqEnd = json.contains("\"seq_end\"") ? intAfter(json, "\"seq_end\":") : seq;
                 tokens += seqEnd - seq + 1;
+                if (!order.take(seq, seqEnd)) {
+                    misordered++;
+                }
                 if (samples < latencies.length) {
                     latencies[samples++] = nowMicros - sent;
                 }
