@@ -969,7 +969,7 @@ public final class Sluice {
                         List<Process> clients = clients(jetty.port(), token, "-");
                         for (int r = 0; r < rounds; r++) {
                             jetty.pushToAll("{\"type\":\"token\",\"request_id\":\"raw\",\"seq\":" + r + ",\"text\":\""
-                                    + micros() + "\",\"token_id\":1}");
+                                    + micros() + ";\",\"token_id\":1}");
                             Thread.sleep(intervalMs);
                         }
                         jetty.pushToAll("{\"type\":\"pushdone\"}");
@@ -1006,7 +1006,8 @@ public final class Sluice {
                     }
                     Thread.sleep(1000);
                     for (int r = 0; r < rounds; r++) {
-                        String ts = String.valueOf(micros());
+                        // Ended by ';' so that a coalesced frame's joined text still starts with its first token's clock.
+                        String ts = micros() + ";";
                         for (int i = 0; i < ids.size(); i++) {
                             producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(topics.tokens(),
                                     (i + 1) % partitions, ids.get(i), io.sluice.schemas.TokenEvent.newBuilder()

@@ -36,6 +36,15 @@ public final class StreamClients {
         return Integer.parseInt(json, i, end, 10);
     }
 
+    /**
+     * The sender's clock in a token frame's text, each token's ended by {@code ';'}: a coalesced
+     * frame joins the texts of its tokens, and its latency is its first (oldest) token's.
+     */
+    static long sentMicros(String text) {
+        int end = text.indexOf(';');
+        return Long.parseLong((end < 0 ? text : text.substring(0, end)).trim());
+    }
+
     public static void main(String[] args) throws Exception {
         run(args[0], Integer.parseInt(args[1]), Integer.parseInt(args[2]), args[3], args[4], Integer.parseInt(args[5]));
     }
@@ -143,7 +152,7 @@ public final class StreamClients {
             long now = System.nanoTime();
             if (json.contains("\"type\":\"token\"")) {
                 int t = json.indexOf("\"text\":\"") + 8;
-                long sent = Long.parseLong(json.substring(t, json.indexOf('"', t)).trim());
+                long sent = sentMicros(json.substring(t, json.indexOf('"', t)));
                 Instant i = Instant.now();
                 long nowMicros = i.getEpochSecond() * 1_000_000L + i.getNano() / 1000;
                 int seq = intAfter(json, "\"seq\":");

@@ -40,4 +40,11 @@ class StreamClientsTest {
         assertThat(StreamClients.intAfter(frame, "\"seq\":")).isEqualTo(17);
         assertThat(StreamClients.intAfter(frame, "\"seq_end\":")).isEqualTo(19);
     }
+
+    @Test
+    void aCoalescedFramesLatencyIsItsFirstTokens() {
+        assertThat(StreamClients.sentMicros("1764880000000001;")).isEqualTo(1764880000000001L);
+        assertThat(StreamClients.sentMicros("1764880000000001;1764880000000002;1764880000000003;"))
+                .isEqualTo(1764880000000001L);
+    }
 }
