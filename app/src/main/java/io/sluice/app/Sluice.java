@@ -952,6 +952,14 @@ public final class Sluice {
             return i.getEpochSecond() * 1_000_000L + i.getNano() / 1000;
         }
 
+        /**
+         * A token's text: the sender's clock, ended by ';' so that a coalesced frame's joined text
+         * still starts with its first token's clock.
+         */
+        static String clockText() {
+            return micros() + ";";
+        }
+
         @Override
         public Integer call() throws Exception {
             System.out.printf("sluice bench push --sockets %d --processes %d --rounds %d --interval-ms %d%n", sockets,
@@ -969,7 +977,7 @@ public final class Sluice {
                         List<Process> clients = clients(jetty.port(), token, "-");
                         for (int r = 0; r < rounds; r++) {
                             jetty.pushToAll("{\"type\":\"token\",\"request_id\":\"raw\",\"seq\":" + r + ",\"text\":\""
-                                    + micros() + ";\",\"token_id\":1}");
+                                    + clockText() + "\",\"token_id\":1}");
                             Thread.sleep(intervalMs);
                         }
                         jetty.pushToAll("{\"type\":\"pushdone\"}");
@@ -1006,8 +1014,7 @@ public final class Sluice {
                     }
                     Thread.sleep(1000);
                     for (int r = 0; r < rounds; r++) {
-                        // Ended by ';' so that a coalesced frame's joined text still starts with its first token's clock.
-                        String ts = micros() + ";";
+                        String ts = clockText();
                         for (int i = 0; i < ids.size(); i++) {
                             producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(topics.tokens(),
                                     (i + 1) % partitions, ids.get(i), io.sluice.schemas.TokenEvent.newBuilder()

@@ -29,13 +29,7 @@ final class Handshake {
     static String raw(int port, String token, String extensions) throws Exception {
         try (java.net.Socket s = new java.net.Socket("127.0.0.1", port)) {
             s.setSoTimeout(10_000);
-            byte[] key = new byte[16];
-            new java.util.Random().nextBytes(key);
-            s.getOutputStream().write(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                    + "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
-                    + java.util.Base64.getEncoder().encodeToString(key) + "\r\nAuthorization: Bearer " + token
-                    + "\r\nSec-WebSocket-Extensions: " + extensions + "\r\n\r\n")
-                    .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            s.getOutputStream().write(request(token, "Sec-WebSocket-Extensions: " + extensions + "\r\n"));
             return new java.io.BufferedReader(new java.io.InputStreamReader(s.getInputStream(),
                     java.nio.charset.StandardCharsets.US_ASCII)).readLine();
         }
@@ -47,9 +41,7 @@ final class Handshake {
      * so the frames after it are still in the socket for the caller.
      */
     static String upgrade(java.net.Socket s, String token) throws java.io.IOException {
-        s.getOutputStream().write(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                + "Authorization: Bearer " + token + "\r\n\r\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        s.getOutputStream().write(request(token, ""));
         java.io.InputStream in = s.getInputStream();
         StringBuilder head = new StringBuilder();
         while (!head.toString().endsWith("\r\n\r\n")) {
@@ -60,5 +52,13 @@ final class Handshake {
             head.append((char) b);
         }
         return head.toString();
+    }
+
+    /** A handshake request for the gateway's path with the bearer {@code token} and {@code moreHeaders} (each line ended by CRLF). */
+    private static byte[] request(String token, String moreHeaders) {
+        return ("GET " + io.sluice.ingress.Gateway.PATH + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                + "Authorization: Bearer " + token + "\r\n" + moreHeaders + "\r\n")
+                .getBytes(java.nio.charset.StandardCharsets.US_ASCII);
     }
 }
